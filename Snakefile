@@ -1,0 +1,24 @@
+# ModelPred: predict the model a learning algorithm trains from a training subset.
+#
+# Paths follow one grammar, all below config["results_dir"] (default results/):
+#   features/{source}.h5                       learned feature extractors' output
+#   data/{dataset}.h5                          train / test / pool splits
+#   samples/{dataset}/{model}/shard-{k}.h5     permutation samples, one job per shard
+#   samples/{dataset}/{model}.h5               merged permutation samples
+#   logs/…, benchmarks/…                       one per job
+#
+# `snakemake --cores N` builds every target that the config enables (rule all).
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/sampling.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,256 @@
+"""HDF5 layouts, atomic writes and format checks shared by every stage.
+
+Every file the workflow writes goes to a temporary name beside its target and
+is renamed into place only when complete, so a killed job never leaves a file
+that a later job would read as finished. Every HDF5 file carries a
+``format_version`` root attribute; readers reject other versions with a
+message that names the file and the fix (delete it and rerun its rule).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+FORMAT_VERSION = 1
+"""Version of the HDF5 layouts written by this package."""
+
+SPLITS = ("train", "test", "pool")
+
+
+class FormatError(ValueError):
+    """An input file is corrupt, foreign or of another ``format_version``."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` and rename it to ``path`` on success.
+
+    The temporary file is removed when the body raises, so no partial file is
+    left under either name.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Return the hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Return the versions of the packages that determine numerical results."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in ("modelpred", "numpy", "scipy", "torch", "scikit-learn", "liblinear-official", "h5py"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def provenance_attrs(config: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return root attributes that trace a file to its config, packages and inputs.
+
+    ``inputs`` maps a role (e.g. ``"data"``) to a path whose sha256 is recorded.
+    """
+    attrs = {
+        "format_version": FORMAT_VERSION,
+        "package_versions": json.dumps(package_versions(), sort_keys=True),
+    }
+    if config is not None:
+        attrs["config"] = json.dumps(config, sort_keys=True, default=_json_default)
+    if inputs:
+        attrs["input_sha256"] = json.dumps({role: sha256_file(p) for role, p in inputs.items()}, sort_keys=True)
+    return attrs
+
+
+def open_checked(path: str | os.PathLike, required: tuple[str, ...] = ()) -> h5py.File:
+    """Open an HDF5 file for reading and check its ``format_version`` and members.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    FormatError
+        If the file is not HDF5, lacks ``format_version``, has another
+        version, or lacks one of the ``required`` members.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise FormatError(
+            f"{path}: not a readable HDF5 file ({error}); delete it and rerun the rule that writes it"
+        ) from error
+    version = handle.attrs.get("format_version")
+    if version is None:
+        handle.close()
+        raise FormatError(
+            f"{path}: no 'format_version' attribute, so it was not written by modelpred; "
+            "delete it and rerun the rule that writes it"
+        )
+    if int(version) != FORMAT_VERSION:
+        handle.close()
+        raise FormatError(
+            f"{path}: format_version {int(version)} but this modelpred reads version {FORMAT_VERSION}; "
+            "delete it and rerun the rule that writes it"
+        )
+    for member in required:
+        if member not in handle:
+            handle.close()
+            raise FormatError(f"{path}: missing '{member}'; delete it and rerun the rule that writes it")
+    return handle
+
+
+def _decode(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass
+class Split:
+    """Features ``X`` (n, d) float64 and class indices ``y`` (n,) int64."""
+
+    X: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Dataset:
+    """A dataset as stored in ``data/{dataset}.h5``.
+
+    ``attrs`` holds the root attributes (``dataset``, ``source``,
+    ``source_sha256``, ``n_classes`` and any extra ones such as
+    ``subgroup``, the train indices that a subgroup dataset permutes).
+    """
+
+    train: Split
+    test: Split
+    pool: Split
+    attrs: dict[str, Any]
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.attrs["n_classes"])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.train.X.shape[1])
+
+    @property
+    def name(self) -> str:
+        return str(self.attrs.get("dataset", ""))
+
+    def subgroup(self) -> np.ndarray | None:
+        """Return the train indices that permutations run over, or None for all of them."""
+        if "subgroup" in self.attrs:
+            return np.asarray(self.attrs["subgroup"], dtype=np.int64)
+        return None
+
+
+def validate_split(name: str, X: np.ndarray, y: np.ndarray, n_classes: int) -> None:
+    """Raise ValueError if a split has non-finite features or out-of-range labels."""
+    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
+        raise ValueError(f"split '{name}': X must be (n, d) and y (n,), got {X.shape} and {y.shape}")
+    if not np.all(np.isfinite(X)):
+        rows = np.unique(np.nonzero(~np.isfinite(X))[0])
+        raise ValueError(
+            f"split '{name}': {len(rows)} rows have NaN or infinite features (first rows: {rows[:5].tolist()}); "
+            "clean or drop them before building the dataset"
+        )
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(
+            f"split '{name}': labels must be class indices 0..{n_classes - 1}, got values from {y.min()} to {y.max()}"
+        )
+
+
+def write_dataset(path: str | os.PathLike, dataset: Dataset, extra_attrs: Mapping[str, Any] | None = None) -> None:
+    """Write ``dataset`` to ``path`` atomically in the ``data/{dataset}.h5`` layout."""
+    for split in SPLITS:
+        part = getattr(dataset, split)
+        validate_split(split, part.X, part.y, dataset.n_classes)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        for split in SPLITS:
+            part = getattr(dataset, split)
+            group = handle.create_group(split)
+            group.create_dataset("X", data=np.asarray(part.X, dtype=np.float64))
+            group.create_dataset("y", data=np.asarray(part.y, dtype=np.int64))
+        for key, value in {**dataset.attrs, **(extra_attrs or {})}.items():
+            handle.attrs[key] = value
+        handle.attrs["format_version"] = FORMAT_VERSION
+
+
+def read_dataset(path: str | os.PathLike) -> Dataset:
+    """Read a ``data/{dataset}.h5`` file written by :func:`write_dataset`."""
+    required = tuple(f"{split}/{member}" for split in SPLITS for member in ("X", "y"))
+    with open_checked(path, required) as handle:
+        splits = {split: Split(handle[f"{split}/X"][...], handle[f"{split}/y"][...]) for split in SPLITS}
+        attrs = {key: _decode(value) for key, value in handle.attrs.items()}
+    if "n_classes" not in attrs:
+        raise FormatError(f"{path}: missing root attribute 'n_classes'; delete it and rerun its data rule")
+    return Dataset(attrs=attrs, **splits)
+
+
+def read_arrays(path: str | os.PathLike, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read the named datasets and the root attributes of a checked HDF5 file."""
+    with open_checked(path, names) as handle:
+        arrays = {name: handle[name][...] for name in names}
+        attrs = {key: _decode(value) for key, value in handle.attrs.items()}
+    return arrays, attrs
+
+
+def write_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> None:
+    """Write named arrays (``/`` in a name makes groups) and root attributes atomically."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        for name, value in arrays.items():
+            handle.create_dataset(name, data=value)
+        for key, value in attrs.items():
+            handle.attrs[key] = value
+        handle.attrs["format_version"] = FORMAT_VERSION

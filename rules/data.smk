@@ -1,0 +1,47 @@
+# Data stage: raw sources to data/{dataset}.h5 (train, test and pool splits).
+
+
+rule mnist_features:
+    output:
+        f"{R}/features/mnist.h5",
+    log:
+        f"{R}/logs/features/mnist.log",
+    benchmark:
+        f"{R}/benchmarks/features/mnist.tsv"
+    params:
+        options=config["mnist_features"],
+        seed=config["seed"],
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/mnist_features.py"
+
+
+# One rule per dataset, named data_{dataset}, so that each data file has
+# exactly one writer and `snakemake data_iris` builds just that file.
+for _name in DATASETS:
+
+    rule:
+        name:
+            f"data_{_name}"
+        input:
+            features=[f"{R}/features/mnist.h5"] if uses_mnist_features(_name) else [],
+        output:
+            f"{R}/data/{_name}.h5",
+        log:
+            f"{R}/logs/data/{_name}.log",
+        benchmark:
+            f"{R}/benchmarks/data/{_name}.tsv"
+        params:
+            name=_name,
+            spec=dataset_spec(_name),
+            seed=config["seed"],
+            cache_dir=config["cache_dir"],
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=20,
+        script:
+            "../scripts/build_data.py"

@@ -45,6 +45,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates the file readable by its owner only; outputs get the
+    # permissions an ordinary file would get under the current umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -153,10 +158,16 @@ def _decode(value: Any) -> Any:
 
 @dataclass
 class Split:
-    """Features ``X`` (n, d) float64 and class indices ``y`` (n,) int64."""
+    """Features ``X`` (n, d) float64 and class indices ``y`` (n,) int64.
+
+    ``index`` (n,) int64 is optional: the row of the source each point was
+    drawn from (for mnist, the row of ``features/mnist.h5``), so that figures
+    can show a point's raw record or image. Readers must not require it.
+    """
 
     X: np.ndarray
     y: np.ndarray
+    index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -216,12 +227,19 @@ def write_dataset(path: str | os.PathLike, dataset: Dataset, extra_attrs: Mappin
     for split in SPLITS:
         part = getattr(dataset, split)
         validate_split(split, part.X, part.y, dataset.n_classes)
+        if part.index is not None and np.shape(part.index) != np.shape(part.y):
+            raise ValueError(
+                f"split '{split}': index must have one entry per point, "
+                f"got shape {np.shape(part.index)} for {len(part.y)} points"
+            )
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
         for split in SPLITS:
             part = getattr(dataset, split)
             group = handle.create_group(split)
             group.create_dataset("X", data=np.asarray(part.X, dtype=np.float64))
             group.create_dataset("y", data=np.asarray(part.y, dtype=np.int64))
+            if part.index is not None:
+                group.create_dataset("index", data=np.asarray(part.index, dtype=np.int64))
         for key, value in {**dataset.attrs, **(extra_attrs or {})}.items():
             handle.attrs[key] = value
         handle.attrs["format_version"] = FORMAT_VERSION
@@ -231,7 +249,10 @@ def read_dataset(path: str | os.PathLike) -> Dataset:
     """Read a ``data/{dataset}.h5`` file written by :func:`write_dataset`."""
     required = tuple(f"{split}/{member}" for split in SPLITS for member in ("X", "y"))
     with open_checked(path, required) as handle:
-        splits = {split: Split(handle[f"{split}/X"][...], handle[f"{split}/y"][...]) for split in SPLITS}
+        splits = {}
+        for split in SPLITS:
+            index = handle[f"{split}/index"][...] if f"{split}/index" in handle else None
+            splits[split] = Split(handle[f"{split}/X"][...], handle[f"{split}/y"][...], index)
         attrs = {key: _decode(value) for key, value in handle.attrs.items()}
     if "n_classes" not in attrs:
         raise FormatError(f"{path}: missing root attribute 'n_classes'; delete it and rerun its data rule")

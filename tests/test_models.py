@@ -86,7 +86,7 @@ def test_gradient_equals_autograd(name, classes):
     X = torch.as_tensor(rng.normal(size=(30, 5)))
     y = torch.as_tensor(rng.integers(0, classes, 30))
     model = make_model(name, 5, classes)
-    theta = torch.as_tensor(rng.normal(size=(3, model.n_params)), requires_grad=True)
+    theta = torch.tensor(rng.normal(size=(3, model.n_params)), requires_grad=True)
     mask = torch.as_tensor(rng.integers(0, 2, (3, 30)).astype(float))
     model.objective(theta, X, y, mask).sum().backward()
     closed_form = model.gradient(theta.detach(), X, y, mask)

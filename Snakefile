@@ -5,6 +5,9 @@
 #   data/{dataset}.h5                          train / test / pool splits
 #   samples/{dataset}/{model}/shard-{k}.h5     permutation samples, one job per shard
 #   samples/{dataset}/{model}.h5               merged permutation samples
+#   surrogates/{dataset}/{model}/{method}.pt   DeepSets surrogates (+ .json sidecar)
+#   eval/{dataset}/{model}/{scenario}.h5        deletion / addition scenarios, every method
+#   tables/{table}.csv|md|tex, figures/{figure}.png|pdf
 #   logs/…, benchmarks/…                       one per job
 #
 # `snakemake --cores N` builds every target that the config enables (rule all).
@@ -16,6 +19,9 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/sampling.smk"
+include: "rules/surrogate.smk"
+include: "rules/evaluation.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -7,17 +7,27 @@ from modelpred.config import (
     load_config,
     n_permutations_of,
 )
+from modelpred.scenarios import resolve_scenarios
 
 load_config(config)
 
 R = config["results_dir"]
 DATASETS = enabled_datasets(config)
 SHARDS = config["sampling"]["shards"]
+# Surrogates that the deletion and addition scenarios compare; UtlLearn
+# predicts only a utility and is evaluated on Shapley values instead.
+EVAL_SURROGATES = [m for m in config["surrogate"]["methods"] if m in ("modelpred", "paralearn")]
+# Datasets of the larger-settings experiments (Tables IX and X) rather than
+# of Tables I-III, VII and VIII.
+LARGER = ("mnist-2000", "mnist-10000", "adult")
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS) or "(?!)",
     model="lr|svm|nn",
+    method="modelpred|paralearn|utllearn",
+    scenario="deletion|addition",
+    table=r"table\d+_[a-z0-9_]+",
     shard=r"\d+",
 
 
@@ -44,6 +54,109 @@ def get_shards(wildcards):
     )
 
 
+def surrogate_config(name):
+    """Return the surrogate hyper-parameters of dataset `name`: the top-level block with its overrides."""
+    merged = {**config["surrogate"], **dataset_spec(name).get("surrogate", {})}
+    return {key: value for key, value in merged.items() if key not in ("methods", "threads")}
+
+
+def surrogate_targets():
+    """Return the surrogates of every enabled dataset, base model and method."""
+    return [
+        f"{R}/surrogates/{name}/{model}/{method}.pt"
+        for name in DATASETS
+        for model in models_of(name)
+        for method in config["surrogate"]["methods"]
+    ]
+
+
+def scenario_spec(name):
+    """Return the deletion and addition scenarios of dataset `name`: the paper's sizes, then overrides."""
+    spec = dataset_spec(name)
+    return resolve_scenarios(
+        name,
+        spec["n_train"],
+        spec["n_pool"],
+        spec["n_subgroup"] if spec.get("subgroup") else None,
+        override=spec.get("scenarios"),
+    )
+
+
+def scenarios_of(name):
+    """Return the scenario names that dataset `name` runs."""
+    return [s for s in ("deletion", "addition") if scenario_spec(name).get(s)]
+
+
+def table_experiments(table):
+    """Return the (dataset, model, scenario) triples of an enabled metric table."""
+    if table == "table10_larger":
+        names = [d for d in DATASETS if d in LARGER]
+        return [(d, "lr", s) for d in names if "lr" in models_of(d) for s in scenarios_of(d)]
+    main = [d for d in DATASETS if d not in LARGER]
+    scenario = "deletion" if "deletion" in table else "addition"
+    model = "svm" if table.endswith("_svm") else "lr"
+    return [(d, model, scenario) for d in main if model in models_of(d) and scenario in scenarios_of(d)]
+
+
+def table_inputs(table):
+    """Return the eval files a metric table reads (none for a settings table)."""
+    if table in SETTINGS_TABLES:
+        return []
+    return [f"{R}/eval/{d}/{m}/{s}.h5" for d, m, s in table_experiments(table)]
+
+
+def table_datasets(table):
+    """Return the datasets a table shows."""
+    if table in SETTINGS_TABLES:
+        larger = table == "table9_larger_settings"
+        return [d for d in DATASETS if (d in LARGER) == larger]
+    return list(dict.fromkeys(d for d, _, _ in table_experiments(table)))
+
+
+def table_settings(table):
+    """Return the per-dataset split sizes and scenarios that a settings table renders."""
+    if table not in SETTINGS_TABLES:
+        return None
+    settings = {}
+    for name in table_datasets(table):
+        spec = dataset_spec(name)
+        settings[name] = {
+            "n_train": spec["n_train"],
+            "n_test": spec["n_test"],
+            "n_pool": spec["n_pool"],
+            **scenario_spec(name),
+        }
+        if spec.get("subgroup"):
+            settings[name]["subgroup"] = spec["subgroup"]
+            settings[name]["n_subgroup"] = spec["n_subgroup"]
+    return settings
+
+
+SETTINGS_TABLES = ("table1_settings", "table9_larger_settings")
+METRIC_TABLES = (
+    "table2_deletion_lr",
+    "table3_addition_lr",
+    "table7_deletion_svm",
+    "table8_addition_svm",
+    "table10_larger",
+)
+
+
+def table_targets():
+    """Return the CSV of every table that has at least one enabled dataset."""
+    names = [t for t in SETTINGS_TABLES + METRIC_TABLES if table_datasets(t)]
+    return [f"{R}/tables/{t}.csv" for t in names]
+
+
+def figure_targets():
+    """Return Figure 2 for every dataset that config.report.figure2 lists and that is enabled."""
+    return [
+        f"{R}/figures/fig2_{d}_lr.png"
+        for d in config["report"]["figure2"]
+        if d in DATASETS and "lr" in models_of(d) and len(scenarios_of(d)) == 2
+    ]
+
+
 def sample_targets():
     """Return the merged samples of every enabled dataset and base model."""
     return [f"{R}/samples/{name}/{model}.h5" for name in DATASETS for model in models_of(name)]
@@ -51,4 +164,4 @@ def sample_targets():
 
 def all_targets():
     """Return every final output the config enables."""
-    return sample_targets()
+    return sample_targets() + surrogate_targets() + table_targets() + figure_targets()

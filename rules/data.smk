@@ -11,7 +11,9 @@ rule mnist_features:
     params:
         options=config["mnist_features"],
         seed=config["seed"],
-    threads: 2
+    # The CNN runs torch on one thread so that its features do not depend
+    # on the core count.
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=30,

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from modelpred.data import build_dataset
+
+# One torch thread: the suite's problems are small, so a second thread only
+# adds synchronisation, and single-threaded results do not depend on the machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

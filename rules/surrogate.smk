@@ -1,0 +1,27 @@
+# Surrogate stage: DeepSets trained on the permutation samples (GPU-tagged).
+
+
+rule train_surrogate:
+    input:
+        data=f"{R}/data/{{dataset}}.h5",
+        samples=f"{R}/samples/{{dataset}}/{{model}}.h5",
+    output:
+        model=f"{R}/surrogates/{{dataset}}/{{model}}/{{method}}.pt",
+        sidecar=f"{R}/surrogates/{{dataset}}/{{model}}/{{method}}.json",
+    log:
+        f"{R}/logs/surrogates/{{dataset}}/{{model}}/{{method}}.log",
+    benchmark:
+        f"{R}/benchmarks/surrogates/{{dataset}}/{{model}}/{{method}}.tsv"
+    params:
+        method="{method}",
+        config=lambda wc: surrogate_config(wc.dataset),
+        seed=config["seed"],
+    # Torch's thread count comes from the config, not from the cores
+    # Snakemake grants, so that the weights do not depend on --cores.
+    threads: config["surrogate"]["threads"]
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    script:
+        "../scripts/train_surrogate.py"

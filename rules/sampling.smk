@@ -13,7 +13,7 @@ rule sample_shard:
     params:
         seed=config["seed"],
         shards=SHARDS,
-        block=config["sampling"]["block"],
+        block=lambda wc: dataset_spec(wc.dataset)["block"] or config["sampling"]["block"],
         n_permutations=lambda wc: n_permutations_of(config, wc.dataset),
         lam=lambda wc: dataset_spec(wc.dataset)["lam"],
     # One thread per shard keeps the solver's reductions in a fixed order,

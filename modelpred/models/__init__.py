@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from .base import BaseModel, PrefixFits
+from .last_layer import LastLayerNN
 from .logistic import LogisticRegression
 from .svm import LinearSVM
 
-MODELS: dict[str, type[BaseModel]] = {"lr": LogisticRegression, "svm": LinearSVM}
+MODELS: dict[str, type[BaseModel]] = {
+    "lr": LogisticRegression,
+    "svm": LinearSVM,
+    "nn": LastLayerNN,
+}
 
 
 def make_model(name: str, n_features: int, n_classes: int, lam: float = 1.0, **options) -> BaseModel:
@@ -16,4 +21,12 @@ def make_model(name: str, n_features: int, n_classes: int, lam: float = 1.0, **o
     return MODELS[name](n_features=n_features, n_classes=n_classes, lam=lam, **options)
 
 
-__all__ = ["BaseModel", "PrefixFits", "LogisticRegression", "LinearSVM", "MODELS", "make_model"]
+__all__ = [
+    "BaseModel",
+    "PrefixFits",
+    "LastLayerNN",
+    "LogisticRegression",
+    "LinearSVM",
+    "MODELS",
+    "make_model",
+]

@@ -104,19 +104,21 @@ def newton_solve(
 def conjugate_gradient(
     hvp: Callable[[Tensor], Tensor],
     rhs: Tensor,
-    precond: Tensor,
+    precond: Tensor | Callable[[Tensor], Tensor],
     rtol: Tensor,
     max_iter: int,
 ) -> Tensor:
     """Solve H x = rhs for a batch of positive semi-definite H by preconditioned CG.
 
-    ``hvp(v)`` returns H v for v of shape (B, p); ``precond`` (B, p) is the
-    inverse of a diagonal preconditioner; element b stops once its residual
-    is at most ``rtol[b] * ‖rhs_b‖``.
+    ``hvp(v)`` returns H v for v of shape (B, p); ``precond`` is either the
+    inverse (B, p) of a diagonal preconditioner or a callable applying the
+    inverse of a positive definite one; element b stops once its residual is
+    at most ``rtol[b] * ‖rhs_b‖``.
     """
+    apply_precond = precond if callable(precond) else (lambda r: precond * r)
     x = torch.zeros_like(rhs)
     r = rhs.clone()
-    z = precond * r
+    z = apply_precond(r)
     p = z.clone()
     rz = (r * z).sum(dim=1)
     target = rtol * rhs.norm(dim=1)
@@ -129,7 +131,7 @@ def conjugate_gradient(
         alpha = torch.where(active & (curvature > 0), rz / curvature.clamp_min(1e-300), torch.zeros_like(rz))
         x = x + alpha[:, None] * p
         r = r - alpha[:, None] * Hp
-        z = precond * r
+        z = apply_precond(r)
         rz_new = (r * z).sum(dim=1)
         beta = torch.where(active, rz_new / rz.clamp_min(1e-300), torch.zeros_like(rz))
         p = torch.where(active[:, None], z + beta[:, None] * p, p)

@@ -13,7 +13,12 @@
 # `snakemake --cores N` builds every target that the config enables (rule all).
 
 
-configfile: "config/config.yaml"
+# The default config applies only when no --configfile is given, so that a
+# config file (smoke.yaml) is complete on its own; paper.yaml starts from the
+# default through its `extends` key.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
@@ -22,6 +27,9 @@ include: "rules/sampling.smk"
 include: "rules/surrogate.smk"
 include: "rules/evaluation.smk"
 include: "rules/report.smk"
+include: "rules/valuation.smk"
+include: "rules/applications.smk"
+include: "rules/images.smk"
 
 
 rule all:

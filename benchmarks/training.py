@@ -10,12 +10,12 @@ one epoch visits 15,000 subsets. Both trainers use the same DeepSets network
   point per step, pools all prefixes of a permutation with one cumulative sum
   and computes the KKT and utility terms as masked batched products. Its time
   is the median of three epochs (``history[*]["seconds"]``).
-- reference: the straightforward approach, a padded
-  forward pass per subset (φ over all n padded points, masked sum, ρ) and
-  Python loops over the subset's points for the gradient in the KKT term and
-  the losses in the utility term, with one Adam step per mini-batch of
-  subsets. It runs on REFERENCE_SUBSETS subsets spread evenly over the
-  permutations and prefix sizes, and its time is scaled linearly to 15,000.
+- reference: the straightforward approach. Each subset gets its own padded
+  forward pass (φ over all n padded points, masked sum, ρ). Python loops over
+  the subset's points compute the gradient of the KKT term and the losses of
+  the utility term, and Adam steps once per mini-batch of subsets. It runs on
+  REFERENCE_SUBSETS subsets spread evenly over the permutations and prefix
+  sizes, and its time is scaled linearly to 15,000.
 - padded, vectorised losses (extra key ``padded_vectorised_s``): each prefix
   encoded as its own padded set, but the KKT and utility terms as masked
   products; PADDED_PERMUTATIONS permutations, scaled linearly to T.

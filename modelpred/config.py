@@ -72,8 +72,97 @@ def _copy(value: Any) -> Any:
     return yaml.safe_load(yaml.safe_dump(value))
 
 
-def load_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``config``, fill its defaults and return it."""
+def _scalar_from_string(value: str, types: list[str]) -> Any:
+    """Return ``value`` converted to the first schema type it parses as, else unchanged."""
+    lowered = value.strip().lower()
+    if "null" in types and lowered in ("null", "none", "~"):
+        return None
+    if "boolean" in types and lowered in ("true", "false"):
+        return lowered == "true"
+    if "integer" in types:
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    if "number" in types:
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def coerce_strings(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Convert string values to the boolean, integer or number types the schema expects, in place.
+
+    Snakemake reads nested ``--config key={...}`` values with YAML's base
+    loader, so ``{"epochs": 3}`` arrives as the string ``'3'``. Values that do
+    not parse are left for validation to report.
+    """
+    with open(schema_path) as handle:
+        schema = yaml.safe_load(handle)
+    defs = schema.get("$defs", {})
+
+    def resolve(sub: Mapping) -> Mapping:
+        while "$ref" in sub:
+            sub = defs[sub["$ref"].split("/")[-1]]
+        return sub
+
+    def walk(node: Any, sub: Mapping) -> Any:
+        sub = resolve(sub)
+        types = sub.get("type", [])
+        types = [types] if isinstance(types, str) else list(types)
+        if isinstance(node, str) and not {"string"} & set(types):
+            return _scalar_from_string(node, types)
+        if isinstance(node, dict):
+            properties = sub.get("properties", {})
+            extra = sub.get("additionalProperties")
+            for key, value in node.items():
+                child = properties.get(key, extra if isinstance(extra, dict) else None)
+                if child is not None:
+                    node[key] = walk(value, child)
+        if isinstance(node, list) and isinstance(sub.get("items"), dict):
+            return [walk(item, sub["items"]) for item in node]
+        return node
+
+    return walk(config, schema)
+
+
+def _deep_update(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def apply_extends(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
+    """Merge ``config`` over the file its ``extends`` key names, in place.
+
+    A config file may start from another one (``paper.yaml`` extends
+    ``config.yaml``) and list only what differs. Nested mappings merge key by
+    key; other values replace. ``root`` is the folder relative paths start from.
+    """
+    base_path = config.pop("extends", None)
+    if base_path is None:
+        return config
+    path = Path(root) / base_path
+    if not path.exists():
+        raise ConfigError(f"extends: config file {path} not found; fix the path or remove the key")
+    with open(path) as handle:
+        base = yaml.safe_load(handle) or {}
+    apply_extends(base, root)
+    merged = _deep_update(base, config)
+    config.clear()
+    config.update(merged)
+    return config
+
+
+def load_config(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
+    """Apply ``extends``, convert command-line strings, validate, fill defaults and return ``config``."""
+    apply_extends(config, root)
+    coerce_strings(config)
     validate_config(config)
     return fill_defaults(config)
 

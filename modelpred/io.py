@@ -199,6 +199,10 @@ class Dataset:
     def name(self) -> str:
         return str(self.attrs.get("dataset", ""))
 
+    def holdout(self) -> np.ndarray:
+        """Return the train indices left out of permutation sampling (empty for most datasets)."""
+        return np.asarray(self.attrs.get("holdout", []), dtype=np.int64)
+
     def subgroup(self) -> np.ndarray | None:
         """Return the train indices that permutations run over, or None for all of them."""
         if "subgroup" in self.attrs:

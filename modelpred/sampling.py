@@ -70,11 +70,17 @@ def shard_indices(n_perms: int, shards: int, shard: int, block: int = DEFAULT_BL
 
 
 def permuted_items(dataset: io.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Return (items to permute, fixed train indices) for a dataset."""
+    """Return (items to permute, fixed train indices) for a dataset.
+
+    Permutations run over all training points, or over the subgroup with the
+    rest fixed, and never include the held-out points.
+    """
     n = len(dataset.train)
     subgroup = dataset.subgroup()
     if subgroup is None:
-        return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        # Held-out points (a label-noise variant's flipped points) are neither
+        # permuted nor fixed, so no sampled subset contains them.
+        return np.setdiff1d(np.arange(n, dtype=np.int64), dataset.holdout()), np.zeros(0, dtype=np.int64)
     subgroup = np.asarray(subgroup, dtype=np.int64)
     if subgroup.min() < 0 or subgroup.max() >= n or len(np.unique(subgroup)) != len(subgroup):
         raise ValueError(f"subgroup of dataset '{dataset.name}' must hold distinct train indices 0..{n - 1}")

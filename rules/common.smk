@@ -9,7 +9,7 @@ from modelpred.config import (
 )
 from modelpred.scenarios import resolve_scenarios
 
-load_config(config)
+load_config(config, root=workflow.basedir)
 
 R = config["results_dir"]
 DATASETS = enabled_datasets(config)
@@ -46,6 +46,13 @@ def uses_mnist_features(name):
     return builder_of(name, dataset_spec(name)) == "mnist"
 
 
+def image_set_of(name):
+    """Return the features file stem of an image dataset (its base name), or None for others."""
+    if builder_of(name, dataset_spec(name)) in ("hymenoptera", "cifar10"):
+        return name.split("-")[0]
+    return None
+
+
 def get_shards(wildcards):
     """Return the shard files that the merged samples of one dataset and model need."""
     return expand(
@@ -57,7 +64,12 @@ def get_shards(wildcards):
 def surrogate_config(name):
     """Return the surrogate hyper-parameters of dataset `name`: the top-level block with its overrides."""
     merged = {**config["surrogate"], **dataset_spec(name).get("surrogate", {})}
-    return {key: value for key, value in merged.items() if key not in ("methods", "threads")}
+    return {key: value for key, value in merged.items() if key != "methods"}
+
+
+def surrogate_methods(name):
+    """Return the surrogate methods trained for dataset `name`: its own list or the global one."""
+    return dataset_spec(name).get("surrogate", {}).get("methods", config["surrogate"]["methods"])
 
 
 def surrogate_targets():
@@ -66,7 +78,7 @@ def surrogate_targets():
         f"{R}/surrogates/{name}/{model}/{method}.pt"
         for name in DATASETS
         for model in models_of(name)
-        for method in config["surrogate"]["methods"]
+        for method in surrogate_methods(name)
     ]
 
 
@@ -95,7 +107,16 @@ def table_experiments(table):
     main = [d for d in DATASETS if d not in LARGER]
     scenario = "deletion" if "deletion" in table else "addition"
     model = "svm" if table.endswith("_svm") else "lr"
-    return [(d, model, scenario) for d in main if model in models_of(d) and scenario in scenarios_of(d)]
+
+    def model_of(d):
+        # Tables II and III show the last-layer NN for Hymenoptera, as the paper does.
+        return "nn" if model == "lr" and d == "hymenoptera" else model
+
+    return [
+        (d, model_of(d), scenario)
+        for d in main
+        if model_of(d) in models_of(d) and scenario in scenarios_of(d)
+    ]
 
 
 def table_inputs(table):
@@ -109,7 +130,7 @@ def table_datasets(table):
     """Return the datasets a table shows."""
     if table in SETTINGS_TABLES:
         larger = table == "table9_larger_settings"
-        return [d for d in DATASETS if (d in LARGER) == larger]
+        return [d for d in DATASETS if (d in LARGER) == larger and scenarios_of(d)]
     return list(dict.fromkeys(d for d, _, _ in table_experiments(table)))
 
 
@@ -164,4 +185,12 @@ def sample_targets():
 
 def all_targets():
     """Return every final output the config enables."""
-    return sample_targets() + surrogate_targets() + table_targets() + figure_targets()
+    return (
+        sample_targets()
+        + surrogate_targets()
+        + table_targets()
+        + figure_targets()
+        + valuation_targets()
+        + applications_targets()
+        + images_targets()
+    )

@@ -29,7 +29,11 @@ for _name in DATASETS:
         name:
             f"data_{_name}"
         input:
-            features=[f"{R}/features/mnist.h5"] if uses_mnist_features(_name) else [],
+            features=(
+                [f"{R}/features/mnist.h5"]
+                if uses_mnist_features(_name)
+                else [f"{R}/features/{image_set_of(_name)}.h5"] if image_set_of(_name) else []
+            ),
         output:
             f"{R}/data/{_name}.h5",
         log:

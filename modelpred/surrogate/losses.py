@@ -94,14 +94,9 @@ def utility_loss(
 
     ``train_loss_true`` (B,) is U(S_b; θ_S), the mean training loss of the
     solver's θ on its subset. It does not depend on the network, so callers
-    compute it once (see :func:`train_losses`).
+    compute it once with ``model.train_loss``.
     """
     return (model.train_loss(theta_pred, X, y, masks) - train_loss_true).abs()
-
-
-def train_losses(model: BaseModel, theta: Tensor, X: Tensor, y: Tensor, masks: Tensor) -> Tensor:
-    """Return U(S_b; θ_b), the mean training loss per subset, shape (B,)."""
-    return model.train_loss(theta, X, y, masks)
 
 
 @dataclass

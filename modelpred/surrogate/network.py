@@ -9,8 +9,8 @@ Two fixed affine maps wrap the learned layers, and both are buffers of the
 state_dict, so a saved network needs nothing else to reproduce its outputs:
 
 - the sum is multiplied by c = 1 / n_ref, where n_ref is the largest training
-  subset, so that ρ gets inputs of order one for any n. A constant factor
-  keeps Â a sum-pooled set function that still knows |S|, unlike mean pooling.
+  subset, so that ρ gets inputs of order one for any n. Unlike mean pooling,
+  a constant factor keeps Â a sum-pooled set function whose output depends on |S|.
 - the output is ``target_mean + target_scale ⊙ ρ(·)``, where the mean and
   standard deviation per output coordinate come from the training targets, so
   a freshly initialised network starts near the mean target at every scale.

@@ -14,7 +14,7 @@ way, so a prediction there would only add error. Pass
 
 Files
 -----
-``{name}.pt`` holds the network's state_dict (loadable with
+``{name}.pt`` contains the network's state_dict (loadable with
 ``torch.load(..., weights_only=True)``) and ``{name}.json`` beside it the
 sidecar: hyper-parameters, base-model config, dataset, method, training curve
 and everything :func:`load_surrogate` needs to rebuild the network.

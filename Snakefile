@@ -21,7 +21,13 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
+include: "rules/valuation_helpers.smk"
+include: "rules/applications_helpers.smk"
+include: "rules/images_helpers.smk"
 include: "rules/data.smk"
 include: "rules/sampling.smk"
 include: "rules/surrogate.smk"
@@ -33,6 +39,6 @@ include: "rules/images.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -40,7 +40,13 @@ def reference_fits(X, y, permutation):
 
 
 def main() -> None:
-    spec = {"source": {"kind": "bundled"}, "n_train": 300, "n_pool": 150, "n_test": 500, "models": ["lr"]}
+    spec = {
+        "source": {"kind": "bundled"},
+        "n_train": 300,
+        "n_pool": 150,
+        "n_test": 500,
+        "models": ["lr"],
+    }
     dataset = build_dataset("spam", spec, seed=0)
     model = make_model("lr", dataset.n_features, dataset.n_classes, lam=LAM)
     X, y = dataset.train.X, dataset.train.y
@@ -50,7 +56,9 @@ def main() -> None:
     ours_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    reference = [reference_fits(X, y, ours["permutations"][t]) for t in range(REFERENCE_PERMUTATIONS)]
+    reference = [
+        reference_fits(X, y, ours["permutations"][t]) for t in range(REFERENCE_PERMUTATIONS)
+    ]
     measured_s = time.perf_counter() - start
     reference_s = measured_s * N_PERMUTATIONS / REFERENCE_PERMUTATIONS
 
@@ -68,7 +76,12 @@ def main() -> None:
         f"scaled linearly to {N_PERMUTATIONS} permutations: {reference_s:.1f} s"
     )
     print(f"largest relative θ difference over solved prefixes: {max_rel_err:.2e}")
-    result = {"ours_s": ours_s, "reference_s": reference_s, "ratio": reference_s / ours_s, "max_rel_err": max_rel_err}
+    result = {
+        "ours_s": ours_s,
+        "reference_s": reference_s,
+        "ratio": reference_s / ours_s,
+        "max_rel_err": max_rel_err,
+    }
     print(json.dumps(result))
 
 

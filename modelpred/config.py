@@ -160,7 +160,7 @@ def apply_extends(config: dict[str, Any], root: str | Path = ".") -> dict[str, A
 
 
 def load_config(config: dict[str, Any], root: str | Path = ".") -> dict[str, Any]:
-    """Apply ``extends``, convert command-line strings, validate, fill defaults and return ``config``."""
+    """Apply ``extends``, convert strings, validate, fill defaults and return ``config``."""
     apply_extends(config, root)
     coerce_strings(config)
     validate_config(config)

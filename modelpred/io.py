@@ -88,7 +88,15 @@ def package_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
-    for name in ("modelpred", "numpy", "scipy", "torch", "scikit-learn", "liblinear-official", "h5py"):
+    for name in (
+        "modelpred",
+        "numpy",
+        "scipy",
+        "torch",
+        "scikit-learn",
+        "liblinear-official",
+        "h5py",
+    ):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -96,7 +104,9 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def provenance_attrs(config: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None) -> dict[str, str]:
+def provenance_attrs(
+    config: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Return root attributes that trace a file to its config, packages and inputs.
 
     ``inputs`` maps a role (e.g. ``"data"``) to a path whose sha256 is recorded.
@@ -108,7 +118,9 @@ def provenance_attrs(config: Mapping[str, Any] | None = None, inputs: Mapping[st
     if config is not None:
         attrs["config"] = json.dumps(config, sort_keys=True, default=_json_default)
     if inputs:
-        attrs["input_sha256"] = json.dumps({role: sha256_file(p) for role, p in inputs.items()}, sort_keys=True)
+        attrs["input_sha256"] = json.dumps(
+            {role: sha256_file(p) for role, p in inputs.items()}, sort_keys=True
+        )
     return attrs
 
 
@@ -130,7 +142,8 @@ def open_checked(path: str | os.PathLike, required: tuple[str, ...] = ()) -> h5p
         handle = h5py.File(path, "r")
     except OSError as error:
         raise FormatError(
-            f"{path}: not a readable HDF5 file ({error}); delete it and rerun the rule that writes it"
+            f"{path}: not a readable HDF5 file ({error}); "
+            "delete it and rerun the rule that writes it"
         ) from error
     version = handle.attrs.get("format_version")
     if version is None:
@@ -142,13 +155,16 @@ def open_checked(path: str | os.PathLike, required: tuple[str, ...] = ()) -> h5p
     if int(version) != FORMAT_VERSION:
         handle.close()
         raise FormatError(
-            f"{path}: format_version {int(version)} but this modelpred reads version {FORMAT_VERSION}; "
+            f"{path}: format_version {int(version)} but this modelpred reads "
+            f"version {FORMAT_VERSION}; "
             "delete it and rerun the rule that writes it"
         )
     for member in required:
         if member not in handle:
             handle.close()
-            raise FormatError(f"{path}: missing '{member}'; delete it and rerun the rule that writes it")
+            raise FormatError(
+                f"{path}: missing '{member}'; delete it and rerun the rule that writes it"
+            )
     return handle
 
 
@@ -213,20 +229,26 @@ class Dataset:
 def validate_split(name: str, X: np.ndarray, y: np.ndarray, n_classes: int) -> None:
     """Raise ValueError if a split has non-finite features or out-of-range labels."""
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
-        raise ValueError(f"split '{name}': X must be (n, d) and y (n,), got {X.shape} and {y.shape}")
+        raise ValueError(
+            f"split '{name}': X must be (n, d) and y (n,), got {X.shape} and {y.shape}"
+        )
     if not np.all(np.isfinite(X)):
         rows = np.unique(np.nonzero(~np.isfinite(X))[0])
         raise ValueError(
-            f"split '{name}': {len(rows)} rows have NaN or infinite features (first rows: {rows[:5].tolist()}); "
+            f"split '{name}': {len(rows)} rows have NaN or infinite features "
+            f"(first rows: {rows[:5].tolist()}); "
             "clean or drop them before building the dataset"
         )
     if len(y) and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(
-            f"split '{name}': labels must be class indices 0..{n_classes - 1}, got values from {y.min()} to {y.max()}"
+            f"split '{name}': labels must be class indices 0..{n_classes - 1}, "
+            f"got values from {y.min()} to {y.max()}"
         )
 
 
-def write_dataset(path: str | os.PathLike, dataset: Dataset, extra_attrs: Mapping[str, Any] | None = None) -> None:
+def write_dataset(
+    path: str | os.PathLike, dataset: Dataset, extra_attrs: Mapping[str, Any] | None = None
+) -> None:
     """Write ``dataset`` to ``path`` atomically in the ``data/{dataset}.h5`` layout."""
     for split in SPLITS:
         part = getattr(dataset, split)
@@ -259,11 +281,15 @@ def read_dataset(path: str | os.PathLike) -> Dataset:
             splits[split] = Split(handle[f"{split}/X"][...], handle[f"{split}/y"][...], index)
         attrs = {key: _decode(value) for key, value in handle.attrs.items()}
     if "n_classes" not in attrs:
-        raise FormatError(f"{path}: missing root attribute 'n_classes'; delete it and rerun its data rule")
+        raise FormatError(
+            f"{path}: missing root attribute 'n_classes'; delete it and rerun its data rule"
+        )
     return Dataset(attrs=attrs, **splits)
 
 
-def read_arrays(path: str | os.PathLike, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def read_arrays(
+    path: str | os.PathLike, names: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read the named datasets and the root attributes of a checked HDF5 file."""
     with open_checked(path, names) as handle:
         arrays = {name: handle[name][...] for name in names}
@@ -271,7 +297,9 @@ def read_arrays(path: str | os.PathLike, names: tuple[str, ...]) -> tuple[dict[s
     return arrays, attrs
 
 
-def write_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> None:
+def write_arrays(
+    path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]
+) -> None:
     """Write named arrays (``/`` in a name makes groups) and root attributes atomically."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
         for name, value in arrays.items():

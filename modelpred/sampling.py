@@ -80,10 +80,14 @@ def permuted_items(dataset: io.Dataset) -> tuple[np.ndarray, np.ndarray]:
     if subgroup is None:
         # Held-out points (a label-noise variant's flipped points) are neither
         # permuted nor fixed, so no sampled subset contains them.
-        return np.setdiff1d(np.arange(n, dtype=np.int64), dataset.holdout()), np.zeros(0, dtype=np.int64)
+        return np.setdiff1d(np.arange(n, dtype=np.int64), dataset.holdout()), np.zeros(
+            0, dtype=np.int64
+        )
     subgroup = np.asarray(subgroup, dtype=np.int64)
     if subgroup.min() < 0 or subgroup.max() >= n or len(np.unique(subgroup)) != len(subgroup):
-        raise ValueError(f"subgroup of dataset '{dataset.name}' must hold distinct train indices 0..{n - 1}")
+        raise ValueError(
+            f"subgroup of dataset '{dataset.name}' must hold distinct train indices 0..{n - 1}"
+        )
     fixed = np.setdiff1d(np.arange(n), subgroup)
     return subgroup, fixed
 
@@ -153,7 +157,9 @@ def sample_permutations(
 
 def _solve_blocks(model, X, y, items, fixed, indices, seed, block, out, progress_file) -> None:
     m = len(items)
-    with tqdm(total=len(indices) * m, desc="prefix fits", unit="fit", file=progress_file, mininterval=5) as bar:
+    with tqdm(
+        total=len(indices) * m, desc="prefix fits", unit="fit", file=progress_file, mininterval=5
+    ) as bar:
         # Blocks are aligned to global permutation numbers, so the batch a
         # permutation is solved in never depends on the shard layout.
         block_ids = indices // block
@@ -192,7 +198,9 @@ def write_shard(path: str | os.PathLike, samples: dict[str, np.ndarray], attrs: 
     io.write_arrays(path, samples, attrs)
 
 
-def merge_shards(shard_paths: Sequence[str | os.PathLike], out_path: str | os.PathLike, extra_attrs=None) -> None:
+def merge_shards(
+    shard_paths: Sequence[str | os.PathLike], out_path: str | os.PathLike, extra_attrs=None
+) -> None:
     """Merge shard files into ``samples/{dataset}/{model}.h5`` ordered by permutation number.
 
     Raises
@@ -205,22 +213,34 @@ def merge_shards(shard_paths: Sequence[str | os.PathLike], out_path: str | os.Pa
     for path, (_, other) in zip(shard_paths, parts, strict=True):
         for key in ("base_model", "lam", "seed", "n_permutations", "block"):
             if other.get(key) != attrs.get(key):
-                raise io.FormatError(f"{path}: '{key}' = {other.get(key)!r} differs from the first shard's {attrs.get(key)!r}")
+                raise io.FormatError(
+                    f"{path}: '{key}' = {other.get(key)!r} differs from "
+                    f"the first shard's {attrs.get(key)!r}"
+                )
     index = np.concatenate([arrays["index"] for arrays, _ in parts])
     n_perms = int(attrs["n_permutations"])
     if not np.array_equal(np.sort(index), np.arange(n_perms)):
         raise io.FormatError(
-            f"shards cover permutations {sorted(set(index.tolist()))[:10]}... but 0..{n_perms - 1} are expected "
+            f"shards cover permutations {sorted(set(index.tolist()))[:10]}... "
+            f"but 0..{n_perms - 1} are expected "
             "exactly once; rerun the sampling shards"
         )
     order = np.argsort(index)
-    merged = {name: np.concatenate([arrays[name] for arrays, _ in parts])[order] for name in SAMPLE_ARRAYS}
+    merged = {
+        name: np.concatenate([arrays[name] for arrays, _ in parts])[order] for name in SAMPLE_ARRAYS
+    }
     if len(parts[0][0]["fixed"]):
         merged["fixed"] = parts[0][0]["fixed"]
     attrs = {k: v for k, v in attrs.items() if k != "format_version"}
     attrs.update(extra_attrs or {})
     io.write_arrays(out_path, merged, attrs)
-    log.info("merged %d shards into %s: %d permutations of %d points", len(parts), out_path, n_perms, merged["permutations"].shape[1])
+    log.info(
+        "merged %d shards into %s: %d permutations of %d points",
+        len(parts),
+        out_path,
+        n_perms,
+        merged["permutations"].shape[1],
+    )
 
 
 def read_samples(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:

@@ -20,19 +20,6 @@ SALIENCY = APPLICATIONS["saliency"]
 FIGURE6_PANELS = []
 
 
-def application_runs(name, block):
-    """Return whether an application block is enabled and its dataset runs with its base model."""
-    if not block["enabled"] or block["dataset"] not in DATASETS:
-        return False
-    if block["model"] not in models_of(block["dataset"]):
-        raise ValueError(
-            f"applications.{name}.model is '{block['model']}' but dataset '{block['dataset']}' "
-            f"trains only {models_of(block['dataset'])}; add it to datasets.{block['dataset']}.models "
-            f"or set applications.{name}.enabled to false"
-        )
-    return True
-
-
 MEMORIZATION_RUNS = application_runs("memorization", MEMORIZATION)
 if MEMORIZATION["figure_estimator"] == "solver" and MEMORIZATION["solver_subsets"] == 0:
     raise ValueError(
@@ -44,42 +31,6 @@ MEMORIZATION_DIR = f"memorization/{MEMORIZATION['dataset']}/{MEMORIZATION['model
 SALIENCY_FILE = f"saliency/{SALIENCY['dataset']}/{SALIENCY['model']}.h5"
 # Figures 7 and 10 draw digits, so they need a dataset built from the MNIST features file.
 MEMORIZATION_IMAGES = MEMORIZATION_RUNS and uses_mnist_features(MEMORIZATION["dataset"])
-
-
-def calibration_datasets():
-    """Return the datasets of Table VI that are enabled with the calibration base model."""
-    if not CALIBRATION["enabled"]:
-        return []
-    return [d for d in CALIBRATION["datasets"] if d in DATASETS and CALIBRATION["model"] in models_of(d)]
-
-
-def figure6_panels(wildcards=None):
-    """Return the removal-panel files of Figure 6, left to right."""
-    own = [f"{R}/{MEMORIZATION_DIR}/leave_one_out.h5"] if MEMORIZATION_RUNS else []
-    return FIGURE6_PANELS + own
-
-
-def applications_targets():
-    """Return the final outputs of the applications stage that the config enables."""
-    targets = []
-    if figure6_panels():
-        targets.append(f"{R}/figures/fig6_memorization.png")
-    if MEMORIZATION_IMAGES:
-        targets += [
-            f"{R}/figures/fig7_memorization_examples.png",
-            f"{R}/figures/fig10_influence_pairs_mnist.png",
-        ]
-    if calibration_datasets():
-        targets.append(f"{R}/tables/table6_calibration.csv")
-    if SALIENCY_RUNS:
-        targets += [f"{R}/figures/fig3_saliency.png", f"{R}/tables/table4_param_changes.csv"]
-    return targets
-
-
-# The report stage's `table` rule matches every tables/tableN_* name; these
-# two tables are written here instead.
-ruleorder: table6_calibration > table
-ruleorder: table4_param_changes > table
 
 
 # ----------------------------------------------------------------- memorization and influence
@@ -96,17 +47,19 @@ rule memorization_leave_one_out:
         f"{R}/logs/{MEMORIZATION_DIR}/leave_one_out.log",
     benchmark:
         f"{R}/benchmarks/{MEMORIZATION_DIR}/leave_one_out.tsv"
-    params:
-        model=MEMORIZATION["model"],
-        n_points=MEMORIZATION["n_points"],
-        thresholds=MEMORIZATION["thresholds"],
-        max_removed_fraction=MEMORIZATION["max_removed_fraction"],
+    conda:
+        "../envs/modelpred.yaml"
     # The solver and the surrogate run torch on one thread, so results and
     # timings do not depend on the cores Snakemake grants.
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        model=MEMORIZATION["model"],
+        n_points=MEMORIZATION["n_points"],
+        thresholds=MEMORIZATION["thresholds"],
+        max_removed_fraction=MEMORIZATION["max_removed_fraction"],
     script:
         "../scripts/memorization.py"
 
@@ -122,6 +75,12 @@ rule memorization_subsampling:
         f"{R}/logs/{MEMORIZATION_DIR}/subsampling.log",
     benchmark:
         f"{R}/benchmarks/{MEMORIZATION_DIR}/subsampling.tsv"
+    conda:
+        "../envs/modelpred.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         model=MEMORIZATION["model"],
         n_points=MEMORIZATION["n_points"],
@@ -130,10 +89,6 @@ rule memorization_subsampling:
         subset_fraction=MEMORIZATION["subset_fraction"],
         score=MEMORIZATION["score"],
         seed=config["seed"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
     script:
         "../scripts/memorization.py"
 
@@ -142,9 +97,17 @@ rule fig6_memorization:
     input:
         figure6_panels,
     output:
-        multiext(f"{R}/figures/fig6_memorization", ".png", ".pdf"),
+        report(
+            f"{R}/figures/fig6_memorization.png",
+            caption="../report/figures/fig6_memorization.rst",
+            category="3 Applications (IV-C)",
+            subcategory="3.4 Memorization and influence",
+        ),
+        f"{R}/figures/fig6_memorization.pdf",
     log:
         f"{R}/logs/figures/fig6_memorization.log",
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -159,19 +122,27 @@ rule fig7_memorization_examples:
         data=f"{R}/data/{MEMORIZATION['dataset']}.h5",
         features=f"{R}/features/mnist.h5",
     output:
-        multiext(f"{R}/figures/fig7_memorization_examples", ".png", ".pdf"),
+        report(
+            f"{R}/figures/fig7_memorization_examples.png",
+            caption="../report/figures/fig7_memorization_examples.rst",
+            category="3 Applications (IV-C)",
+            subcategory="3.4 Memorization and influence",
+        ),
+        f"{R}/figures/fig7_memorization_examples.pdf",
     log:
         f"{R}/logs/figures/fig7_memorization_examples.log",
+    conda:
+        "../envs/modelpred.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
     params:
         source=MEMORIZATION["examples_from"],
         estimator=MEMORIZATION["figure_estimator"],
         levels=MEMORIZATION["levels"],
         relative=MEMORIZATION["levels_relative"],
         per_level=MEMORIZATION["examples_per_level"],
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     script:
         "../scripts/memorization.py"
 
@@ -182,17 +153,25 @@ rule fig10_influence_pairs_mnist:
         data=f"{R}/data/{MEMORIZATION['dataset']}.h5",
         features=f"{R}/features/mnist.h5",
     output:
-        multiext(f"{R}/figures/fig10_influence_pairs_mnist", ".png", ".pdf"),
+        report(
+            f"{R}/figures/fig10_influence_pairs_mnist.png",
+            caption="../report/figures/fig10_influence_pairs_mnist.rst",
+            category="4 Additional results (Appendix C)",
+            subcategory="4.4 Memorization and influence",
+        ),
+        f"{R}/figures/fig10_influence_pairs_mnist.pdf",
     log:
         f"{R}/logs/figures/fig10_influence_pairs_mnist.log",
-    params:
-        estimator=MEMORIZATION["figure_estimator"],
-        rows=MEMORIZATION["pair_rows"],
-        per_side=MEMORIZATION["pair_columns"],
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        estimator=MEMORIZATION["figure_estimator"],
+        rows=MEMORIZATION["pair_rows"],
+        per_side=MEMORIZATION["pair_columns"],
     script:
         "../scripts/memorization.py"
 
@@ -211,6 +190,12 @@ rule calibrate_ensembles:
         f"{R}/logs/calibration/{{dataset}}/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/calibration/{{dataset}}/{{model}}.tsv"
+    conda:
+        "../envs/modelpred.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         predicted_models=CALIBRATION["predicted_models"],
         ratio=CALIBRATION["ratio"],
@@ -219,21 +204,28 @@ rule calibrate_ensembles:
         n_bins=CALIBRATION["n_bins"],
         temperature_split=CALIBRATION["temperature_split"],
         seed=config["seed"],
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
     script:
         "../scripts/calibration.py"
 
 
 rule table6_calibration:
     input:
-        lambda wc: [f"{R}/calibration/{d}/{CALIBRATION['model']}.h5" for d in calibration_datasets()],
+        lambda wc: [
+            f"{R}/calibration/{d}/{CALIBRATION['model']}.h5" for d in calibration_datasets()
+        ],
     output:
-        multiext(f"{R}/tables/table6_calibration", ".csv", ".md", ".tex"),
+        report(
+            f"{R}/tables/table6_calibration.csv",
+            caption="../report/tables/table6_calibration.rst",
+            category="3 Applications (IV-C)",
+            subcategory="3.5 Calibration",
+        ),
+        f"{R}/tables/table6_calibration.md",
+        f"{R}/tables/table6_calibration.tex",
     log:
         f"{R}/logs/tables/table6_calibration.log",
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -255,16 +247,18 @@ rule parameter_saliency:
         f"{R}/logs/{SALIENCY_FILE.removesuffix('.h5')}.log",
     benchmark:
         f"{R}/benchmarks/{SALIENCY_FILE.removesuffix('.h5')}.tsv"
+    conda:
+        "../envs/modelpred.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         model=SALIENCY["model"],
         l1_C=SALIENCY["l1_C"],
         n_shown=SALIENCY["n_shown"],
         table_parameters=SALIENCY["table_parameters"],
         seed=config["seed"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
     script:
         "../scripts/saliency.py"
 
@@ -273,9 +267,17 @@ rule fig3_saliency:
     input:
         f"{R}/{SALIENCY_FILE}",
     output:
-        multiext(f"{R}/figures/fig3_saliency", ".png", ".pdf"),
+        report(
+            f"{R}/figures/fig3_saliency.png",
+            caption="../report/figures/fig3_saliency.rst",
+            category="3 Applications (IV-C)",
+            subcategory="3.1 Parameter saliency",
+        ),
+        f"{R}/figures/fig3_saliency.pdf",
     log:
         f"{R}/logs/figures/fig3_saliency.log",
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -288,9 +290,18 @@ rule table4_param_changes:
     input:
         f"{R}/{SALIENCY_FILE}",
     output:
-        multiext(f"{R}/tables/table4_param_changes", ".csv", ".md", ".tex"),
+        report(
+            f"{R}/tables/table4_param_changes.csv",
+            caption="../report/tables/table4_param_changes.rst",
+            category="3 Applications (IV-C)",
+            subcategory="3.1 Parameter saliency",
+        ),
+        f"{R}/tables/table4_param_changes.md",
+        f"{R}/tables/table4_param_changes.tex",
     log:
         f"{R}/logs/tables/table4_param_changes.log",
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=1000,

@@ -8,15 +8,17 @@ rule mnist_features:
         f"{R}/logs/features/mnist.log",
     benchmark:
         f"{R}/benchmarks/features/mnist.tsv"
-    params:
-        options=config["mnist_features"],
-        seed=config["seed"],
+    conda:
+        "../envs/modelpred.yaml"
     # The CNN runs torch on one thread so that its features do not depend
     # on the core count.
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        options=config["mnist_features"],
+        seed=config["seed"],
     script:
         "../scripts/mnist_features.py"
 
@@ -32,7 +34,7 @@ for _name in DATASETS:
             features=(
                 [f"{R}/features/mnist.h5"]
                 if uses_mnist_features(_name)
-                else [f"{R}/features/{image_set_of(_name)}.h5"] if image_set_of(_name) else []
+                else ([f"{R}/features/{image_set_of(_name)}.h5"] if image_set_of(_name) else [])
             ),
         output:
             f"{R}/data/{_name}.h5",
@@ -40,14 +42,16 @@ for _name in DATASETS:
             f"{R}/logs/data/{_name}.log",
         benchmark:
             f"{R}/benchmarks/data/{_name}.tsv"
+        conda:
+            "../envs/modelpred.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=20,
         params:
             name=_name,
             spec=dataset_spec(_name),
             seed=config["seed"],
             cache_dir=config["cache_dir"],
-        threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=20,
         script:
             "../scripts/build_data.py"

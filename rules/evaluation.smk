@@ -15,16 +15,18 @@ rule evaluate:
         f"{R}/logs/eval/{{dataset}}/{{model}}/{{scenario}}.log",
     benchmark:
         f"{R}/benchmarks/eval/{{dataset}}/{{model}}/{{scenario}}.tsv"
-    params:
-        scenario=lambda wc: scenario_spec(wc.dataset),
-        scenario_name="{scenario}",
-        seed=config["seed"],
-        lam=lambda wc: dataset_spec(wc.dataset)["lam"],
+    conda:
+        "../envs/modelpred.yaml"
     # The evaluation runs torch on one thread so that every method's time
     # compares like with like.
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        scenario=lambda wc: scenario_spec(wc.dataset),
+        scenario_name="{scenario}",
+        seed=config["seed"],
+        lam=lambda wc: dataset_spec(wc.dataset)["lam"],
     script:
         "../scripts/evaluate.py"

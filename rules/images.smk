@@ -32,83 +32,8 @@ wildcard_constraints:
     backbone="random_init|pretrained",
 
 
-def is_cifar10_configured():
-    """Return whether images.cifar10 names CIFAR-10's binary folder or allows its download."""
-    source = IMAGES["cifar10"]
-    return source.get("kind") == "url" or bool(source.get("path"))
-
-
-def backbone_kind():
-    """Return the backbone of the image features: random_init, pretrained or checkpoint."""
-    kind = IMAGES["backbone"]
-    if kind != "auto":
-        return kind
-    if IMAGES["checkpoint"]:
-        return "checkpoint"
-    pretrain = IMAGES["pretrain"]
-    if pretrain["data"] == "imagefolder":
-        configured = bool(pretrain["imagefolder"])
-    else:
-        configured = is_cifar10_configured()
-    return "pretrained" if configured else "random_init"
-
-
-def backbone_file(kind):
-    """Return the backbone file of `kind` (a user checkpoint, or one this workflow writes)."""
-    if kind == "checkpoint":
-        if not IMAGES["checkpoint"]:
-            raise ValueError(
-                "images.backbone is 'checkpoint' but images.checkpoint is not set; "
-                "set it to a ResNet-18 state_dict file"
-            )
-        return IMAGES["checkpoint"]
-    return f"{R}/backbones/{kind}.pt"
-
-
-def transfer_backbone_file():
-    """Return the CIFAR-10-pretrained backbone of Figure 11: a checkpoint if given, else pretrained."""
-    return backbone_file("checkpoint" if IMAGES["checkpoint"] else "pretrained")
-
-
-def nn_title(dataset):
-    """Return the title of Figure 9, naming the backbone behind the features."""
-    return (
-        f"{dataset}, NN (last layer of a frozen ResNet-18, backbone {backbone_kind()}): "
-        "predicted models against retraining"
-    )
-
-
-def memorization_datasets():
-    """Return the datasets that get Figures 6 (left) and 8: the configured one, if it can."""
-    options = IMAGES["memorization"]
-    name = options["dataset"]
-    if not options["enabled"] or name not in DATASETS or image_set_of(name) is None:
-        return []
-    if "nn" not in models_of(name) or "modelpred" not in config["surrogate"]["methods"]:
-        return []
-    return [name]
-
-
-def memorization_file(name, suffix=".h5"):
-    """Return the subsampling memorization file of dataset `name` with the nn model."""
-    return f"{R}/memorization/{name}/nn/subsampling_removal{suffix}"
-
-
 # Figure 6 draws these removal panels left of the applications stage's own.
 FIGURE6_PANELS[:0] = [memorization_file(name) for name in memorization_datasets()]
-
-
-def images_targets():
-    """Return the final outputs of the images stage that the config enables."""
-    targets = []
-    if "hymenoptera" in DATASETS and "nn" in models_of("hymenoptera"):
-        if len(scenarios_of("hymenoptera")) == 2:
-            targets.append(f"{R}/figures/fig9_hymenoptera_nn.png")
-    for name in memorization_datasets():
-        targets.append(f"{R}/figures/fig8_influence_pairs_{name}.png")
-    if IMAGES["shapley_ablation"]["enabled"]:
-        targets += [f"{R}/figures/{figure}.png" for figure in SHAPLEY_FIGURES]
-    return targets
 
 
 rule init_backbone:
@@ -119,13 +44,15 @@ rule init_backbone:
         f"{R}/logs/backbones/random_init.log",
     benchmark:
         f"{R}/benchmarks/backbones/random_init.tsv"
-    params:
-        seed=config["seed"],
-        stem=IMAGES["stem"],
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        seed=config["seed"],
+        stem=IMAGES["stem"],
     script:
         "../scripts/init_backbone.py"
 
@@ -140,6 +67,14 @@ rule pretrain_backbone:
         f"{R}/logs/backbones/pretrained.log",
     benchmark:
         f"{R}/benchmarks/backbones/pretrained.tsv"
+    conda:
+        "../envs/modelpred.yaml"
+    threads: IMAGES["pretrain"]["threads"]
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        # 30 epochs of CIFAR-10 take minutes on a data-centre GPU and days on a CPU.
+        runtime=720,
     params:
         options=IMAGES["pretrain"],
         cifar10=IMAGES["cifar10"],
@@ -147,12 +82,6 @@ rule pretrain_backbone:
         stem=IMAGES["stem"],
         seed=config["seed"],
         cache_dir=config["cache_dir"],
-    threads: IMAGES["pretrain"]["threads"]
-    resources:
-        gpu=1,
-        mem_mb=8000,
-        # 30 epochs of CIFAR-10 take minutes on a data-centre GPU and days on a CPU.
-        runtime=720,
     script:
         "../scripts/pretrain_backbone.py"
 
@@ -166,6 +95,12 @@ rule image_features:
         f"{R}/logs/features/{{image_set}}.log",
     benchmark:
         f"{R}/benchmarks/features/{{image_set}}.tsv"
+    conda:
+        "../envs/modelpred.yaml"
+    threads: IMAGES["extract"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         name="{image_set}",
         dataset=lambda wc: IMAGE_SETS[wc.image_set],
@@ -178,10 +113,6 @@ rule image_features:
         extract=IMAGES["extract"],
         seed=config["seed"],
         cache_dir=config["cache_dir"],
-    threads: IMAGES["extract"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=60,
     script:
         "../scripts/image_features.py"
 
@@ -191,15 +122,23 @@ rule figure9:
         deletion=f"{R}/eval/{{dataset}}/nn/deletion.h5",
         addition=f"{R}/eval/{{dataset}}/nn/addition.h5",
     output:
-        multiext(f"{R}/figures/fig9_{{dataset}}_nn", ".png", ".pdf"),
+        report(
+            f"{R}/figures/fig9_{{dataset}}_nn.png",
+            caption="../report/figures/fig9_hymenoptera_nn.rst",
+            category="4 Additional results (Appendix C)",
+            subcategory="4.2 Transfer learning with the NN",
+        ),
+        f"{R}/figures/fig9_{{dataset}}_nn.pdf",
     log:
         f"{R}/logs/figures/fig9_{{dataset}}_nn.log",
-    params:
-        title=lambda wc: nn_title(wc.dataset),
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        title=lambda wc: nn_title(wc.dataset),
     script:
         "../scripts/report_figure.py"
 
@@ -215,14 +154,16 @@ rule nn_memorization:
         f"{R}/logs/memorization/{{dataset}}/nn/subsampling_removal.log",
     benchmark:
         f"{R}/benchmarks/memorization/{{dataset}}/nn/subsampling_removal.tsv"
-    params:
-        options=IMAGES["memorization"],
-        seed=config["seed"],
+    conda:
+        "../envs/modelpred.yaml"
     # One thread, so that the solver's and ModelPred's times compare like with like.
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        options=IMAGES["memorization"],
+        seed=config["seed"],
     script:
         "../scripts/nn_memorization.py"
 
@@ -232,17 +173,25 @@ rule figure8:
         panel=f"{R}/memorization/{{dataset}}/nn/subsampling_removal.h5",
         features=lambda wc: f"{R}/features/{image_set_of(wc.dataset)}.h5",
     output:
-        multiext(f"{R}/figures/fig8_influence_pairs_{{dataset}}", ".png", ".pdf"),
+        report(
+            f"{R}/figures/fig8_influence_pairs_{{dataset}}.png",
+            caption="../report/figures/fig8_influence_pairs_hymenoptera.rst",
+            category="3 Applications (IV-C)",
+            subcategory="3.4 Memorization and influence",
+        ),
+        f"{R}/figures/fig8_influence_pairs_{{dataset}}.pdf",
     log:
         f"{R}/logs/figures/fig8_influence_pairs_{{dataset}}.log",
-    params:
-        figure="influence_pairs",
-        rows=IMAGES["memorization"]["pair_rows"],
-        per_side=IMAGES["memorization"]["pair_columns"],
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        figure="influence_pairs",
+        rows=IMAGES["memorization"]["pair_rows"],
+        per_side=IMAGES["memorization"]["pair_columns"],
     script:
         "../scripts/image_figure.py"
 
@@ -260,13 +209,8 @@ rule shapley_ablation:
         f"{R}/logs/shapley_ablation/cifar10-{{backbone}}.log",
     benchmark:
         f"{R}/benchmarks/shapley_ablation/cifar10-{{backbone}}.tsv"
-    params:
-        options=IMAGES["shapley_ablation"],
-        cifar10=IMAGES["cifar10"],
-        image_size=IMAGES["image_size"],
-        extract_batch_size=IMAGES["extract"]["batch_size"],
-        seed=config["seed"],
-        cache_dir=config["cache_dir"],
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     # Ten-class last layers on every prefix of every permutation: about 800
     # GFLOP per permutation of 200 images, minutes on a GPU, hours on a CPU.
@@ -274,6 +218,13 @@ rule shapley_ablation:
         gpu=1,
         mem_mb=8000,
         runtime=600,
+    params:
+        options=IMAGES["shapley_ablation"],
+        cifar10=IMAGES["cifar10"],
+        image_size=IMAGES["image_size"],
+        extract_batch_size=IMAGES["extract"]["batch_size"],
+        seed=config["seed"],
+        cache_dir=config["cache_dir"],
     script:
         "../scripts/shapley_ablation.py"
 
@@ -286,25 +237,29 @@ for _figure, _backbone in SHAPLEY_FIGURES.items():
         input:
             values=f"{R}/shapley_ablation/cifar10-{_backbone}.h5",
         output:
-            multiext(f"{R}/figures/{_figure}", ".png", ".pdf"),
+            report(
+                f"{R}/figures/{_figure}.png",
+                caption=f"../report/figures/{_figure}.rst",
+                category="4 Additional results (Appendix C)",
+                subcategory="4.5 Ablation of the backbone",
+            ),
+            f"{R}/figures/{_figure}.pdf",
         log:
             f"{R}/logs/figures/{_figure}.log",
-        params:
-            figure="shapley",
-            title=(
-                "CIFAR-10 images by Shapley value, last layer on a "
-                + (
-                    "CIFAR-10-pretrained"
-                    if _backbone == "pretrained"
-                    else "randomly initialised"
-                )
-                + " ResNet-18"
-            ),
-            rows=IMAGES["shapley_ablation"]["classes"],
-            per_side=IMAGES["shapley_ablation"]["per_side"],
+        conda:
+            "../envs/modelpred.yaml"
         threads: 1
         resources:
             mem_mb=1000,
             runtime=5,
+        params:
+            figure="shapley",
+            title=(
+                "CIFAR-10 images by Shapley value, last layer on a "
+                + ("CIFAR-10-pretrained" if _backbone == "pretrained" else "randomly initialised")
+                + " ResNet-18"
+            ),
+            rows=IMAGES["shapley_ablation"]["classes"],
+            per_side=IMAGES["shapley_ablation"]["per_side"],
         script:
             "../scripts/image_figure.py"

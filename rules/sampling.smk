@@ -10,18 +10,20 @@ rule sample_shard:
         f"{R}/logs/samples/{{dataset}}/{{model}}/shard-{{shard}}.log",
     benchmark:
         f"{R}/benchmarks/samples/{{dataset}}/{{model}}/shard-{{shard}}.tsv"
-    params:
-        seed=config["seed"],
-        shards=SHARDS,
-        block=lambda wc: dataset_spec(wc.dataset)["block"] or config["sampling"]["block"],
-        n_permutations=lambda wc: n_permutations_of(config, wc.dataset),
-        lam=lambda wc: dataset_spec(wc.dataset)["lam"],
+    conda:
+        "../envs/modelpred.yaml"
     # One thread per shard keeps the solver's reductions in a fixed order,
     # so results do not depend on the core count; shards give the parallelism.
     threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
+    params:
+        seed=config["seed"],
+        shards=SHARDS,
+        block=lambda wc: dataset_spec(wc.dataset)["block"] or config["sampling"]["block"],
+        n_permutations=lambda wc: n_permutations_of(config, wc.dataset),
+        lam=lambda wc: dataset_spec(wc.dataset)["lam"],
     script:
         "../scripts/sample_shard.py"
 
@@ -33,6 +35,8 @@ rule merge_samples:
         f"{R}/samples/{{dataset}}/{{model}}.h5",
     log:
         f"{R}/logs/samples/{{dataset}}/{{model}}-merge.log",
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=4000,

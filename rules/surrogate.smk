@@ -12,10 +12,8 @@ rule train_surrogate:
         f"{R}/logs/surrogates/{{dataset}}/{{model}}/{{method}}.log",
     benchmark:
         f"{R}/benchmarks/surrogates/{{dataset}}/{{model}}/{{method}}.tsv"
-    params:
-        method="{method}",
-        config=lambda wc: surrogate_config(wc.dataset),
-        seed=config["seed"],
+    conda:
+        "../envs/modelpred.yaml"
     # Training runs torch on one thread, so the weights do not depend on
     # the core count; separate jobs use the other cores.
     threads: 1
@@ -23,5 +21,9 @@ rule train_surrogate:
         gpu=1,
         mem_mb=4000,
         runtime=120,
+    params:
+        method="{method}",
+        config=lambda wc: surrogate_config(wc.dataset),
+        seed=config["seed"],
     script:
         "../scripts/train_surrogate.py"

@@ -14,85 +14,6 @@ SELECTION = VALUATION["selection"]
 VALUATION_MODEL = "lr"
 
 
-def shapley_datasets():
-    """Return the Table V datasets that are enabled with base model lr, in the configured order."""
-    return [d for d in SHAPLEY["datasets"] if d in DATASETS and VALUATION_MODEL in models_of(d)]
-
-
-def shapley_permutations(name):
-    """Return the permutation counts T of dataset `name` in Table V."""
-    return sorted(SHAPLEY["permutations_by_dataset"].get(name, SHAPLEY["permutations"]))
-
-
-def reference_cap(name):
-    """Return the cap on the converged reference's permutations for dataset `name` (0: none)."""
-    reference = SHAPLEY["reference"]
-    return reference["max_permutations_by_dataset"].get(name, reference["max_permutations"])
-
-
-def shapley_surrogates():
-    """Return the surrogate estimators of Table V that the config trains."""
-    # UtlLearn predicts the mean test loss, so it cannot estimate an accuracy utility.
-    wanted = ["modelpred"] + (["utllearn"] if VALUATION["utility"] == "neg_loss" else [])
-    return [m for m in wanted if m in config["surrogate"]["methods"]]
-
-
-def sampling_benchmarks(name, model):
-    """Return the benchmark files of the sampling shards of one dataset and base model."""
-    return [f"{R}/benchmarks/samples/{name}/{model}/shard-{k}.tsv" for k in range(SHARDS)]
-
-
-def shapley_inputs(wildcards):
-    """Return the named inputs of rule shapley for one dataset and base model."""
-    name, model = wildcards.dataset, wildcards.model
-    methods = shapley_surrogates()
-    inputs = {
-        "data": f"{R}/data/{name}.h5",
-        "solver": f"{R}/shapley/{name}/{model}/solver.h5",
-        "surrogates": [f"{R}/surrogates/{name}/{model}/{m}.pt" for m in methods],
-        "sidecars": [f"{R}/surrogates/{name}/{model}/{m}.json" for m in methods],
-        "training_benchmarks": [f"{R}/benchmarks/surrogates/{name}/{model}/{m}.tsv" for m in methods],
-        "sampling_benchmarks": sampling_benchmarks(name, model) if methods else [],
-    }
-    if reference_cap(name) > 0:
-        inputs["reference"] = f"{R}/shapley/{name}/{model}/reference.h5"
-    return inputs
-
-
-def selection_panels():
-    """Return Figure 5's panels, each with its enabled label-noise datasets, in dataset order."""
-    panels = {}
-    for panel, names in SELECTION["datasets"].items():
-        enabled = [d for d in names if d in DATASETS and VALUATION_MODEL in models_of(d)]
-        for name in enabled:
-            if not dataset_spec(name).get("label_noise"):
-                raise ValueError(
-                    f"valuation.selection.datasets.{panel} lists '{name}', whose config entry has no "
-                    "label_noise; add label_noise (e.g. {fraction: 0.1, seed: 0}) to "
-                    f"datasets.{name} or remove it from the panel"
-                )
-        if enabled:
-            panels[panel] = enabled
-    # YAML mappings come back sorted by key, so order panels by their datasets' config order.
-    return dict(sorted(panels.items(), key=lambda item: DATASETS.index(item[1][0])))
-
-
-def valuation_targets():
-    """Return the final outputs of the valuation stage that the config enables."""
-    targets = []
-    if shapley_datasets():
-        targets.append(f"{R}/tables/table5_shapley.csv")
-    if [d for d in SHAPLEY["figure4"] if d in shapley_datasets()]:
-        targets.append(f"{R}/figures/fig4_shapley_time.png")
-    if selection_panels():
-        targets.append(f"{R}/figures/fig5_data_selection.png")
-    return targets
-
-
-# The generic table rule would also match tables/table5_shapley.*.
-ruleorder: table5_shapley > table
-
-
 rule shapley_solver:
     input:
         data=f"{R}/data/{{dataset}}.h5",
@@ -102,18 +23,20 @@ rule shapley_solver:
         f"{R}/logs/shapley/{{dataset}}/{{model}}/solver.log",
     benchmark:
         f"{R}/benchmarks/shapley/{{dataset}}/{{model}}/solver.tsv"
-    params:
-        permutations=lambda wc: shapley_permutations(wc.dataset),
-        seed=config["seed"],
-        utility=VALUATION["utility"],
-        block=VALUATION["solver_block"],
-        lam=lambda wc: dataset_spec(wc.dataset)["lam"],
+    conda:
+        "../envs/modelpred.yaml"
     # One thread keeps the solver's reductions in a fixed order and its
     # times comparable with the single-threaded surrogate inference.
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        permutations=lambda wc: shapley_permutations(wc.dataset),
+        seed=config["seed"],
+        utility=VALUATION["utility"],
+        block=VALUATION["solver_block"],
+        lam=lambda wc: dataset_spec(wc.dataset)["lam"],
     script:
         "../scripts/shapley_solver.py"
 
@@ -127,6 +50,12 @@ rule shapley_reference:
         f"{R}/logs/shapley/{{dataset}}/{{model}}/reference.log",
     benchmark:
         f"{R}/benchmarks/shapley/{{dataset}}/{{model}}/reference.tsv"
+    conda:
+        "../envs/modelpred.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
     params:
         max_permutations=lambda wc: reference_cap(wc.dataset),
         min_permutations=SHAPLEY["reference"]["min_permutations"],
@@ -136,10 +65,6 @@ rule shapley_reference:
         utility=VALUATION["utility"],
         block=VALUATION["solver_block"],
         lam=lambda wc: dataset_spec(wc.dataset)["lam"],
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=120,
     script:
         "../scripts/shapley_reference.py"
 
@@ -153,17 +78,19 @@ rule shapley:
         f"{R}/logs/shapley/{{dataset}}/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/shapley/{{dataset}}/{{model}}.tsv"
-    params:
-        permutations=lambda wc: shapley_permutations(wc.dataset),
-        methods=shapley_surrogates(),
-        seed=config["seed"],
-        utility=VALUATION["utility"],
+    conda:
+        "../envs/modelpred.yaml"
     # Surrogate inference on one thread, as the solver runs, so that the
     # times in Table V compare like with like.
     threads: 1
     resources:
         mem_mb=6000,
         runtime=30,
+    params:
+        permutations=lambda wc: shapley_permutations(wc.dataset),
+        methods=shapley_surrogates(),
+        seed=config["seed"],
+        utility=VALUATION["utility"],
     script:
         "../scripts/shapley.py"
 
@@ -172,16 +99,25 @@ rule table5_shapley:
     input:
         lambda wc: [f"{R}/shapley/{d}/{VALUATION_MODEL}.h5" for d in shapley_datasets()],
     output:
-        multiext(f"{R}/tables/table5_shapley", ".csv", ".md", ".tex"),
+        report(
+            f"{R}/tables/table5_shapley.csv",
+            caption="../report/tables/table5_shapley.rst",
+            category="3 Applications (IV-C)",
+            subcategory="3.2 Data valuation",
+        ),
+        f"{R}/tables/table5_shapley.md",
+        f"{R}/tables/table5_shapley.tex",
     log:
         f"{R}/logs/tables/table5_shapley.log",
-    params:
-        kind="table5",
-        left_out=[d for d in SHAPLEY["datasets"] if d not in shapley_datasets()],
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        kind="table5",
+        left_out=[d for d in SHAPLEY["datasets"] if d not in shapley_datasets()],
     script:
         "../scripts/report_valuation.py"
 
@@ -189,18 +125,28 @@ rule table5_shapley:
 rule figure4_shapley_time:
     input:
         lambda wc: [
-            f"{R}/shapley/{d}/{VALUATION_MODEL}.h5" for d in SHAPLEY["figure4"] if d in shapley_datasets()
+            f"{R}/shapley/{d}/{VALUATION_MODEL}.h5"
+            for d in SHAPLEY["figure4"]
+            if d in shapley_datasets()
         ],
     output:
-        multiext(f"{R}/figures/fig4_shapley_time", ".png", ".pdf"),
+        report(
+            f"{R}/figures/fig4_shapley_time.png",
+            caption="../report/figures/fig4_shapley_time.rst",
+            category="3 Applications (IV-C)",
+            subcategory="3.2 Data valuation",
+        ),
+        f"{R}/figures/fig4_shapley_time.pdf",
     log:
         f"{R}/logs/figures/fig4_shapley_time.log",
-    params:
-        kind="figure4",
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        kind="figure4",
     script:
         "../scripts/report_valuation.py"
 
@@ -219,6 +165,12 @@ rule data_selection:
         f"{R}/logs/selection/{{dataset}}/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/selection/{{dataset}}/{{model}}.tsv"
+    conda:
+        "../envs/modelpred.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
     params:
         modelpred_permutations=SELECTION["modelpred_permutations"],
         solver_permutations=SELECTION["solver_permutations"],
@@ -229,10 +181,6 @@ rule data_selection:
         seed=config["seed"],
         utility=VALUATION["utility"],
         lam=lambda wc: dataset_spec(wc.dataset)["lam"],
-    threads: 1
-    resources:
-        mem_mb=6000,
-        runtime=30,
     script:
         "../scripts/data_selection.py"
 
@@ -240,18 +188,29 @@ rule data_selection:
 rule figure5_data_selection:
     input:
         lambda wc: [
-            f"{R}/selection/{d}/{VALUATION_MODEL}.h5" for names in selection_panels().values() for d in names
+            f"{R}/selection/{d}/{VALUATION_MODEL}.h5"
+            for names in selection_panels().values()
+            for d in names
         ],
     output:
-        multiext(f"{R}/figures/fig5_data_selection", ".png", ".pdf", ".csv"),
+        report(
+            f"{R}/figures/fig5_data_selection.png",
+            caption="../report/figures/fig5_data_selection.rst",
+            category="3 Applications (IV-C)",
+            subcategory="3.3 Data selection",
+        ),
+        f"{R}/figures/fig5_data_selection.pdf",
+        f"{R}/figures/fig5_data_selection.csv",
     log:
         f"{R}/logs/figures/fig5_data_selection.log",
-    params:
-        kind="figure5",
-        panels=selection_panels(),
+    conda:
+        "../envs/modelpred.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        kind="figure5",
+        panels=selection_panels(),
     script:
         "../scripts/report_valuation.py"

@@ -127,7 +127,9 @@ def test_deletion_masks_sizes_and_pool():
         assert not (scenario.mask[rows] & ~start).any()
         # Sizes draw their groups independently, so groups are not nested.
         removed = [start & ~scenario.mask[row] for row in rows]
-        assert any((small & ~large).any() for small, large in zip(removed[:-1], removed[1:], strict=True))
+        assert any(
+            (small & ~large).any() for small, large in zip(removed[:-1], removed[1:], strict=True)
+        )
     # Trials draw different start sets and groups.
     assert not np.array_equal(scenario.mask[0], scenario.mask[4])
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -228,8 +227,13 @@ def test_features_file_layout(hymenoptera_features):
 
 
 def test_hymenoptera_dataset_splits(hymenoptera_features):
-    spec = {"source": {"kind": "path", "path": "unused"}, "n_train": 14, "n_pool": 6,
-            "n_test": 8, "models": ["nn"]}
+    spec = {
+        "source": {"kind": "path", "path": "unused"},
+        "n_train": 14,
+        "n_pool": 6,
+        "n_test": 8,
+        "models": ["nn"],
+    }
     dataset = build_dataset("hymenoptera", spec, seed=0, features_path=hymenoptera_features)
     assert (len(dataset.train), len(dataset.pool), len(dataset.test)) == (14, 6, 8)
     rows = np.concatenate([dataset.train.index, dataset.pool.index, dataset.test.index])
@@ -246,8 +250,14 @@ def test_dataset_without_features_names_the_rule():
 
 
 # ----------------------------------------------------------------- pretraining
-TINY_PRETRAIN = {"epochs": 2, "batch_size": 8, "lr": 0.05, "threads": 1, "device": "cpu",
-                 "stem": "imagenet"}
+TINY_PRETRAIN = {
+    "epochs": 2,
+    "batch_size": 8,
+    "lr": 0.05,
+    "threads": 1,
+    "device": "cpu",
+    "stem": "imagenet",
+}
 
 
 def test_pretraining_resumes_from_checkpoint(tmp_path, hymenoptera_like, caplog):
@@ -308,8 +318,13 @@ def test_pretraining_on_cifar10_binary(tmp_path):
 def nn_surrogate(hymenoptera_features, tmp_path_factory):
     """A data file and a tiny ModelPred surrogate of the nn model on the generated images."""
     folder = tmp_path_factory.mktemp("memorization")
-    spec = {"source": {"kind": "path", "path": "unused"}, "n_train": 14, "n_pool": 6,
-            "n_test": 8, "models": ["nn"]}
+    spec = {
+        "source": {"kind": "path", "path": "unused"},
+        "n_train": 14,
+        "n_pool": 6,
+        "n_test": 8,
+        "models": ["nn"],
+    }
     dataset = build_dataset("hymenoptera", spec, seed=0, features_path=hymenoptera_features)
     data_path = folder / "hymenoptera.h5"
     io.write_dataset(data_path, dataset)
@@ -393,24 +408,15 @@ def test_shapley_ablation_values(tmp_path):
     not (HYMENOPTERA_DIR / "train").is_dir(),
     reason=f"Hymenoptera images not found in {HYMENOPTERA_DIR}; set MODELPRED_HYMENOPTERA_DIR",
 )
-def test_smoke_workflow_on_real_hymenoptera(tmp_path):
-    # Nested --config values reach the schema as strings, so the override is a config file.
-    override = tmp_path / "hymenoptera.yaml"
-    override.write_text(
-        "datasets:\n  hymenoptera:\n    enabled: true\n"
-        f"    source: {{kind: path, path: '{HYMENOPTERA_DIR}'}}\n"
-    )
-    results = tmp_path / "results"
+def test_smoke_workflow_on_real_hymenoptera(smoke_results):
+    # The shared smoke run enables Hymenoptera with a config file whenever the
+    # images are at hand (conftest.py).
+    results = smoke_results
     targets = [
         results / "figures" / "fig9_hymenoptera_nn.png",
         results / "figures" / "fig8_influence_pairs_hymenoptera.png",
         results / "memorization" / "hymenoptera" / "nn" / "subsampling_removal.h5",
     ]
-    command = [
-        SNAKEMAKE, "--cores", "2", "--configfile", "config/smoke.yaml", str(override),
-        "--config", f"results_dir={results}", "--", *map(str, targets),
-    ]
-    subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
     for target in targets:
         assert target.stat().st_size > 0
     data = io.read_dataset(results / "data" / "hymenoptera.h5")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -376,7 +373,8 @@ def test_read_images_keeps_requested_order(tmp_path):
 
 
 @pytest.mark.slow
-def test_application_targets_build_under_smoke_config(tmp_path):
+def test_application_targets_build_under_smoke_config(smoke_results):
+    tmp_path = smoke_results
     targets = [
         "figures/fig6_memorization.png",
         "figures/fig7_memorization_examples.png",
@@ -385,19 +383,6 @@ def test_application_targets_build_under_smoke_config(tmp_path):
         "figures/fig3_saliency.pdf",
         "tables/table4_param_changes.tex",
     ]
-    command = [
-        str(Path(sys.executable).with_name("snakemake")),
-        "--cores",
-        "2",
-        "--configfile",
-        "config/smoke.yaml",
-        "--config",
-        f"results_dir={tmp_path}",
-        "--",
-        *(str(tmp_path / target) for target in targets),
-    ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ})
-    assert result.returncode == 0, result.stderr[-4000:]
     for target in targets:
         assert (tmp_path / target).stat().st_size > 0, target
     csv = (tmp_path / "tables" / "table6_calibration.csv").read_text().splitlines()

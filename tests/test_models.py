@@ -15,7 +15,9 @@ def sklearn_lr_theta(X, y, lam):
 
 
 def sklearn_svm_theta(X, y, lam):
-    fit = LinearSVC(loss="squared_hinge", dual=False, C=1.0 / lam, tol=1e-12, max_iter=100_000).fit(X, y)
+    fit = LinearSVC(loss="squared_hinge", dual=False, C=1.0 / lam, tol=1e-12, max_iter=100_000).fit(
+        X, y
+    )
     return np.r_[fit.coef_[0], fit.intercept_]
 
 
@@ -119,7 +121,9 @@ def test_lr_prefix_fits_match_independent_fits(spam):
         for i in (5, 50, 99):
             if not fits.one_class[b, i]:
                 rows = perms[b, : i + 1]
-                assert relative_error(fits.theta[b, i], sklearn_lr_theta(X[rows], y[rows], 1.0)) < 1e-6
+                assert (
+                    relative_error(fits.theta[b, i], sklearn_lr_theta(X[rows], y[rows], 1.0)) < 1e-6
+                )
     assert fits.kkt_residual.max() < 1e-5
 
 

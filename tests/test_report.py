@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -10,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from conftest import run_snakemake
 from docutils.core import publish_parts
 from jinja2 import Environment, StrictUndefined
 
@@ -49,7 +49,7 @@ CAPTIONS = [f"tables/{name}.rst" for name in TABLES] + [f"figures/{name}.rst" fo
 
 @pytest.fixture(scope="module")
 def smoke_config():
-    """The smoke config with the schema's defaults filled in, as the workflow sees it."""
+    """The smoke config with the schema's defaults filled in, as the workflow reads it."""
     with open(ROOT / "config" / "smoke.yaml") as handle:
         return load_config(yaml.safe_load(handle), root=ROOT)
 
@@ -95,33 +95,29 @@ def test_every_caption_file_is_listed():
 # ---------------------------------------------------------------------- report of a smoke run
 
 
-def snakemake(*args: str) -> None:
-    command = [SNAKEMAKE, "--cores", "2", "--configfile", "config/smoke.yaml", *args]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-        )
-
-
 @pytest.fixture(scope="module")
-def smoke_report(tmp_path_factory):
-    """A finished smoke run and the report zip built from it."""
-    results = tmp_path_factory.mktemp("report-smoke")
-    snakemake("--config", f"results_dir={results}")
-    snakemake("--config", f"results_dir={results}", "--report", str(results / "report.zip"))
-    return results, results / "report.zip"
+def smoke_report(smoke_results, smoke_configfiles):
+    """The shared finished smoke run and the report zip built from it."""
+    report = smoke_results / "report.zip"
+    run_snakemake(
+        "--config",
+        f"results_dir={smoke_results}",
+        "--report",
+        str(report),
+        configfiles=smoke_configfiles,
+    )
+    return smoke_results, report
 
 
 @pytest.mark.slow
 def test_report_holds_every_table_and_figure(smoke_report):
     results, report = smoke_report
-    made = sorted(path.name for path in (results / "tables").glob("*.csv"))
-    made += sorted(path.name for path in (results / "figures").glob("*.png"))
-    assert "table2_deletion_lr.csv" in made
+    written = sorted(path.name for path in (results / "tables").glob("*.csv"))
+    written += sorted(path.name for path in (results / "figures").glob("*.png"))
+    assert "table2_deletion_lr.csv" in written
     with zipfile.ZipFile(report) as archive:
         entries = archive.namelist()
-    for name in made:
+    for name in written:
         assert any(entry.endswith(f"/{name}") for entry in entries), f"{name} is not in {report}"
 
 

@@ -13,7 +13,9 @@ def run_shards(model, dataset, n_perms, shards, seed, folder):
     for shard in range(shards):
         indices = sampling.shard_indices(n_perms, shards, shard)
         path = folder / f"shards{shards}-{shard}.h5"
-        sampling.write_shard(path, sampling.sample_permutations(model, dataset, indices, seed), attrs)
+        sampling.write_shard(
+            path, sampling.sample_permutations(model, dataset, indices, seed), attrs
+        )
         paths.append(path)
     merged = folder / f"merged{shards}.h5"
     sampling.merge_shards(paths, merged)
@@ -47,8 +49,12 @@ def test_samples_layout(iris, tmp_path):
 
 def test_permutation_depends_only_on_seed_and_index():
     items = np.arange(50)
-    assert np.array_equal(sampling.draw_permutation(3, 7, items), sampling.draw_permutation(3, 7, items))
-    assert not np.array_equal(sampling.draw_permutation(3, 7, items), sampling.draw_permutation(3, 8, items))
+    assert np.array_equal(
+        sampling.draw_permutation(3, 7, items), sampling.draw_permutation(3, 7, items)
+    )
+    assert not np.array_equal(
+        sampling.draw_permutation(3, 7, items), sampling.draw_permutation(3, 8, items)
+    )
 
 
 @pytest.mark.parametrize("n_perms,shards", [(23, 1), (23, 4), (5, 3), (100, 7)])
@@ -80,6 +86,8 @@ def test_merge_rejects_missing_shard(iris, tmp_path):
     model = make_model("lr", iris.n_features, 2)
     attrs = sampling.sample_attrs(model, 0, sampling.DEFAULT_BLOCK, 25)
     path = tmp_path / "only.h5"
-    sampling.write_shard(path, sampling.sample_permutations(model, iris, sampling.shard_indices(25, 2, 0), 0), attrs)
+    sampling.write_shard(
+        path, sampling.sample_permutations(model, iris, sampling.shard_indices(25, 2, 0), 0), attrs
+    )
     with pytest.raises(io.FormatError, match="exactly once"):
         sampling.merge_shards([path], tmp_path / "merged.h5")

@@ -6,7 +6,13 @@ import pytest
 from modelpred import sampling
 from modelpred.data import build_dataset
 
-SPEC = {"source": {"kind": "bundled"}, "n_train": 300, "n_pool": 150, "n_test": 500, "models": ["lr"]}
+SPEC = {
+    "source": {"kind": "bundled"},
+    "n_train": 300,
+    "n_pool": 150,
+    "n_test": 500,
+    "models": ["lr"],
+}
 
 
 def test_fraction_flips_that_many_labels(spam):

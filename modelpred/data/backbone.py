@@ -111,7 +111,6 @@ pixels (in [0, 1]). A pretraining run measures its own; these serve random
 and foreign backbones."""
 
 
-
 # ---------------------------------------------------------------- network
 class ResNetBackbone(nn.Module):
     """torchvision's ResNet-18 with input normalisation; ``features`` is the frozen extractor.

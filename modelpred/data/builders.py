@@ -46,8 +46,8 @@ from modelpred.data.common import (
 )
 from modelpred.data.images import build_cifar10, build_hymenoptera
 from modelpred.data.sources import resolve_source
-from modelpred.data.variants import apply_label_noise
 from modelpred.data.tabular import build_csv, build_higgs, build_iris, build_magic, build_spam
+from modelpred.data.variants import apply_label_noise
 
 
 def build_mnist(

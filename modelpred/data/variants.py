@@ -35,16 +35,21 @@ def apply_label_noise(dataset: io.Dataset, noise: Mapping[str, Any], seed: int) 
     fraction, first = noise.get("fraction"), noise.get("first")
     if (fraction is None) == (first is None):
         raise ValueError(
-            f"label_noise of dataset '{dataset.name}' must set exactly one of 'fraction' and 'first', got {dict(noise)}"
+            f"label_noise of dataset '{dataset.name}' must set exactly one of 'fraction' "
+            f"and 'first', got {dict(noise)}"
         )
     rng = np.random.default_rng([int(seed), NOISE_STREAM, int(noise.get("seed", 0))])
     if first is not None:
         if not 0 < int(first) <= n:
-            raise ValueError(f"label_noise.first must lie in 1..{n} (the training points), got {first}")
+            raise ValueError(
+                f"label_noise.first must lie in 1..{n} (the training points), got {first}"
+            )
         flipped = np.arange(int(first))
     else:
         if not 0 < float(fraction) < 1:
-            raise ValueError(f"label_noise.fraction must lie strictly between 0 and 1, got {fraction}")
+            raise ValueError(
+                f"label_noise.fraction must lie strictly between 0 and 1, got {fraction}"
+            )
         flipped = np.sort(rng.choice(n, size=max(1, round(float(fraction) * n)), replace=False))
 
     y = dataset.train.y.copy()
@@ -60,7 +65,10 @@ def apply_label_noise(dataset: io.Dataset, noise: Mapping[str, Any], seed: int) 
     attrs["label_noise"] = str(dict(noise))
     if noise.get("holdout", False):
         if dataset.subgroup() is not None:
-            raise ValueError(f"dataset '{dataset.name}' has a subgroup, which label_noise.holdout does not support")
+            raise ValueError(
+                f"dataset '{dataset.name}' has a subgroup, "
+                "which label_noise.holdout does not support"
+            )
         attrs["holdout"] = flipped.astype(np.int64)
     train = io.Split(dataset.train.X, y, dataset.train.index)
     return io.Dataset(train=train, test=dataset.test, pool=dataset.pool, attrs=attrs)

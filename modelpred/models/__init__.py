@@ -14,7 +14,9 @@ MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def make_model(name: str, n_features: int, n_classes: int, lam: float = 1.0, **options) -> BaseModel:
+def make_model(
+    name: str, n_features: int, n_classes: int, lam: float = 1.0, **options
+) -> BaseModel:
     """Return the base model registered under ``name`` ('lr', 'svm' or 'nn')."""
     if name not in MODELS:
         raise ValueError(f"unknown base model '{name}'; choose one of {sorted(MODELS)}")

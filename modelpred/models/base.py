@@ -81,7 +81,8 @@ class BaseModel(ABC):
             raise ValueError(f"n_classes must be at least 2, got {n_classes}")
         if self.max_classes is not None and n_classes > self.max_classes:
             raise ValueError(
-                f"base model '{self.name}' supports at most {self.max_classes} classes, got {n_classes}; "
+                f"base model '{self.name}' supports at most {self.max_classes} classes, "
+                f"got {n_classes}; "
                 "use 'lr' for more classes"
             )
         if not lam > 0:
@@ -106,12 +107,21 @@ class BaseModel(ABC):
         """Human-readable description stored beside θ in HDF5 files."""
         return (
             f"row-major {self.n_rows}x{self.n_features + 1} matrix, last column the intercept; "
-            + ("one row scoring class 1 against class 0" if self.n_rows == 1 else "one row per class")
+            + (
+                "one row scoring class 1 against class 0"
+                if self.n_rows == 1
+                else "one row per class"
+            )
         )
 
     def config(self) -> dict:
         """Return the constructor arguments, for provenance and reloading."""
-        return {"name": self.name, "n_features": self.n_features, "n_classes": self.n_classes, "lam": self.lam}
+        return {
+            "name": self.name,
+            "n_features": self.n_features,
+            "n_classes": self.n_classes,
+            "lam": self.lam,
+        }
 
     def _check_data(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = np.asarray(X, dtype=np.float64)
@@ -123,7 +133,9 @@ class BaseModel(ABC):
         if not np.all(np.isfinite(X)):
             raise ValueError("X contains NaN or infinite values")
         if len(y) and (y.min() < 0 or y.max() >= self.n_classes):
-            raise ValueError(f"labels must be class indices 0..{self.n_classes - 1}, got {y.min()}..{y.max()}")
+            raise ValueError(
+                f"labels must be class indices 0..{self.n_classes - 1}, got {y.min()}..{y.max()}"
+            )
         return X, y
 
     # ------------------------------------------------------------- solvers
@@ -224,7 +236,9 @@ class BaseModel(ABC):
         """Return whether the labels ``y`` contain every one of the K classes."""
         return len(np.unique(y)) == self.n_classes
 
-    def numpy_eval(self, method: str, theta: np.ndarray, X: np.ndarray, *args: np.ndarray) -> np.ndarray:
+    def numpy_eval(
+        self, method: str, theta: np.ndarray, X: np.ndarray, *args: np.ndarray
+    ) -> np.ndarray:
         """Call a torch method on float64 NumPy inputs; ``theta`` may be (p,) or (B, p)."""
         single = np.ndim(theta) == 1
         theta_t = torch.as_tensor(np.atleast_2d(theta), dtype=torch.float64)
@@ -235,7 +249,9 @@ class BaseModel(ABC):
         return out[0] if single else out
 
 
-def class_counts(y: np.ndarray, permutations: np.ndarray, n_classes: int, fixed: np.ndarray | None) -> np.ndarray:
+def class_counts(
+    y: np.ndarray, permutations: np.ndarray, n_classes: int, fixed: np.ndarray | None
+) -> np.ndarray:
     """Return how many points of each class every prefix holds, shape (B, m, K)."""
     onehot = np.eye(n_classes, dtype=np.int64)[y[permutations]]  # (B, m, K)
     counts = np.cumsum(onehot, axis=1)

@@ -22,7 +22,6 @@ from torch import Tensor
 from .base import BaseModel, PrefixFits, class_counts
 from .newton import conjugate_gradient, newton_solve
 
-
 PRECONDITIONER_REFRESH = 10
 """Prefix sizes that share one block preconditioner in multinomial prefix fits."""
 
@@ -43,7 +42,14 @@ class LogisticRegression(BaseModel):
     name = "lr"
     penalize_intercept = False
 
-    def __init__(self, n_features: int, n_classes: int, lam: float = 1.0, tol: float = 1e-9, max_iter: int = 100):
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        lam: float = 1.0,
+        tol: float = 1e-9,
+        max_iter: int = 100,
+    ):
         super().__init__(n_features, n_classes, lam)
         self.tol = float(tol)
         self.max_iter = int(max_iter)
@@ -54,7 +60,9 @@ class LogisticRegression(BaseModel):
         if self.n_rows == 1:
             z = z[..., 0]
             return F.softplus(z) - y.to(z.dtype) * z
-        return torch.logsumexp(z, dim=-1) - z.gather(-1, y.expand(z.shape[0], -1)[..., None])[..., 0]
+        return (
+            torch.logsumexp(z, dim=-1) - z.gather(-1, y.expand(z.shape[0], -1)[..., None])[..., 0]
+        )
 
     def point_loss_grads(self, theta: Tensor, X: Tensor, y: Tensor) -> Tensor:
         z = self.decision_function(theta, X)
@@ -129,7 +137,9 @@ class LogisticRegression(BaseModel):
 
         if self.n_rows == 1:
             s = torch.sigmoid(z[..., 0])
-            hessian = torch.einsum("bs,bsi,bsj->bij", s * (1 - s), X1, X1) + torch.diag(self.lam * penalty)
+            hessian = torch.einsum("bs,bsi,bsj->bij", s * (1 - s), X1, X1) + torch.diag(
+                self.lam * penalty
+            )
             return -torch.linalg.solve(hessian, grad)
 
         K = self.n_classes

@@ -129,7 +129,9 @@ def conjugate_gradient(
             break
         Hp = hvp(p)
         curvature = (p * Hp).sum(dim=1)
-        alpha = torch.where(active & (curvature > 0), rz / curvature.clamp_min(1e-300), torch.zeros_like(rz))
+        alpha = torch.where(
+            active & (curvature > 0), rz / curvature.clamp_min(1e-300), torch.zeros_like(rz)
+        )
         x = x + alpha[:, None] * p
         r = r - alpha[:, None] * Hp
         z = apply_precond(r)

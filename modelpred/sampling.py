@@ -38,7 +38,7 @@ from .models import BaseModel
 log = logging.getLogger(__name__)
 
 DEFAULT_SUBSETS = 15000
-DEFAULT_BLOCK = 10
+DEFAULT_BLOCK = 25
 SAMPLE_ARRAYS = ("permutations", "theta", "converged", "one_class", "kkt_residual")
 
 

@@ -36,6 +36,16 @@ def dataset_spec(name):
     return config["datasets"][name]
 
 
+def data_spec(name):
+    """Return the keys of dataset `name` that its data file depends on.
+
+    Sampling, surrogate and scenario keys are left out, so that changing them
+    does not rebuild the data and everything after it.
+    """
+    later = ("enabled", "lam", "permutations", "block", "surrogate", "scenarios")
+    return {key: value for key, value in dataset_spec(name).items() if key not in later}
+
+
 def models_of(name):
     """Return the base models enabled for dataset `name`."""
     return dataset_spec(name)["models"]

@@ -50,7 +50,7 @@ for _name in DATASETS:
             runtime=20,
         params:
             name=_name,
-            spec=dataset_spec(_name),
+            spec=data_spec(_name),
             seed=config["seed"],
             cache_dir=config["cache_dir"],
         script:

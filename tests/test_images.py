@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import HYMENOPTERA_DIR as CONFTEST_HYMENOPTERA_DIR
 from PIL import Image
 from torchvision.models import resnet18
 
@@ -47,11 +47,10 @@ from modelpred.surrogate import SurrogateConfig, fit_surrogate
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-# The real Hymenoptera images are not part of the repository; CI points
-# MODELPRED_HYMENOPTERA_DIR at a copy (train/{ants,bees}, val/{ants,bees}).
-HYMENOPTERA_DIR = Path(
-    os.environ.get("MODELPRED_HYMENOPTERA_DIR", "/work/shared/data/hymenoptera_data")
-)
+# The real Hymenoptera images are not part of the repository; conftest.py
+# finds a copy (train/{ants,bees}, val/{ants,bees}) beside the checkout or in
+# MODELPRED_HYMENOPTERA_DIR, and the shared smoke run uses the same folder.
+HYMENOPTERA_DIR = CONFTEST_HYMENOPTERA_DIR
 IMAGE_SIZE = 16
 
 

@@ -7,14 +7,15 @@ from modelpred import io, sampling
 from modelpred.models import make_model
 
 
-def run_shards(model, dataset, n_perms, shards, seed, folder):
+def run_shards(model, dataset, n_perms, shards, seed, folder, block=5):
+    # Blocks of 5 spread 23 permutations over all four shards.
     paths = []
-    attrs = sampling.sample_attrs(model, seed, sampling.DEFAULT_BLOCK, n_perms)
+    attrs = sampling.sample_attrs(model, seed, block, n_perms)
     for shard in range(shards):
-        indices = sampling.shard_indices(n_perms, shards, shard)
+        indices = sampling.shard_indices(n_perms, shards, shard, block)
         path = folder / f"shards{shards}-{shard}.h5"
         sampling.write_shard(
-            path, sampling.sample_permutations(model, dataset, indices, seed), attrs
+            path, sampling.sample_permutations(model, dataset, indices, seed, block), attrs
         )
         paths.append(path)
     merged = folder / f"merged{shards}.h5"
@@ -84,10 +85,10 @@ def test_subgroup_permutes_only_the_subgroup(iris, tmp_path):
 
 def test_merge_rejects_missing_shard(iris, tmp_path):
     model = make_model("lr", iris.n_features, 2)
-    attrs = sampling.sample_attrs(model, 0, sampling.DEFAULT_BLOCK, 25)
+    attrs = sampling.sample_attrs(model, 0, sampling.DEFAULT_BLOCK, 60)
     path = tmp_path / "only.h5"
     sampling.write_shard(
-        path, sampling.sample_permutations(model, iris, sampling.shard_indices(25, 2, 0), 0), attrs
+        path, sampling.sample_permutations(model, iris, sampling.shard_indices(60, 2, 0), 0), attrs
     )
     with pytest.raises(io.FormatError, match="exactly once"):
         sampling.merge_shards([path], tmp_path / "merged.h5")

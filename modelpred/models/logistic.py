@@ -23,7 +23,7 @@ from .base import BaseModel, PrefixFits, class_counts
 from .newton import conjugate_gradient, newton_solve
 
 PRECONDITIONER_REFRESH = 10
-"""Prefix sizes that share one block preconditioner in multinomial prefix fits."""
+"""Prefix sizes that share one Hessian factorisation in prefix fits, at most."""
 
 
 class LogisticRegression(BaseModel):
@@ -82,7 +82,7 @@ class LogisticRegression(BaseModel):
     # points Xg[b] (s, d), so a prefix of size i costs O(i) rather than O(n).
     def _gathered_decision(self, theta: Tensor, Xg: Tensor) -> Tensor:
         W = theta.reshape(theta.shape[0], self.n_rows, self.n_features + 1)
-        return torch.einsum("bsd,brd->bsr", Xg, W[..., :-1]) + W[:, None, :, -1]
+        return torch.bmm(Xg, W[..., :-1].transpose(1, 2)) + W[:, None, :, -1]
 
     def _gathered_loss_grads(self, z: Tensor, yg: Tensor) -> Tensor:
         if self.n_rows == 1:
@@ -99,7 +99,7 @@ class LogisticRegression(BaseModel):
 
     def _gathered_gradient(self, theta: Tensor, Xg: Tensor, yg: Tensor) -> Tensor:
         dz = self._gathered_loss_grads(self._gathered_decision(theta, Xg), yg)  # (b, s, R)
-        grad = torch.einsum("bsr,bsd->brd", dz[..., :], Xg)
+        grad = torch.bmm(dz.transpose(1, 2), Xg)  # (b, R, d)
         grad = torch.cat([grad, dz.sum(dim=1)[..., None]], dim=-1).reshape(theta.shape)
         return grad + self.lam * self.penalty_weights(theta)
 
@@ -121,14 +121,34 @@ class LogisticRegression(BaseModel):
         blocks = blocks + torch.diag(self.lam * penalty + 1e-8)
         return torch.linalg.cholesky(blocks)
 
+    def _binary_hessian(self, theta: Tensor, Xg: Tensor) -> Tensor:
+        """Return Cholesky factors (b, d+1, d+1) of the binary objective's Hessian at theta.
+
+        Prefix fits reuse them for several prefix sizes: one more point
+        changes the Hessian by about 1/|S|, so the steps stay nearly Newton
+        steps while most iterations cost only a gradient.
+        """
+        d1 = self.n_features + 1
+        penalty = torch.ones(d1, dtype=theta.dtype)
+        penalty[-1] = 0.0
+        X1 = torch.cat([Xg, torch.ones_like(Xg[..., :1])], dim=-1)
+        s = torch.sigmoid(self._gathered_decision(theta, Xg)[..., 0])
+        weighted = X1 * (s * (1 - s))[..., None]  # (b, s, d+1)
+        hessian = torch.bmm(weighted.transpose(1, 2), X1) + torch.diag(self.lam * penalty)
+        return torch.linalg.cholesky(hessian)
+
     def _gathered_direction(
         self, theta: Tensor, grad: Tensor, Xg: Tensor, yg: Tensor, factors: Tensor | None = None
     ) -> Tensor:
         """Return a Newton step solving H d = -g on each element's own points.
 
-        ``factors`` are per-class block factors from :meth:`_class_blocks`
-        (multinomial only); without them the preconditioner is diagonal.
+        ``factors`` are Hessian factors from :meth:`_binary_hessian` (binary;
+        the step then uses that earlier Hessian) or per-class block factors
+        from :meth:`_class_blocks` (multinomial; without them the conjugate
+        gradient preconditioner is diagonal).
         """
+        if self.n_rows == 1 and factors is not None:
+            return -torch.cholesky_solve(grad[..., None], factors)[..., 0]
         b, d1 = theta.shape[0], self.n_features + 1
         penalty = torch.ones(d1, dtype=theta.dtype)
         penalty[-1] = 0.0
@@ -137,9 +157,8 @@ class LogisticRegression(BaseModel):
 
         if self.n_rows == 1:
             s = torch.sigmoid(z[..., 0])
-            hessian = torch.einsum("bs,bsi,bsj->bij", s * (1 - s), X1, X1) + torch.diag(
-                self.lam * penalty
-            )
+            weighted = X1 * (s * (1 - s))[..., None]  # (b, s, d+1)
+            hessian = torch.bmm(weighted.transpose(1, 2), X1) + torch.diag(self.lam * penalty)
             return -torch.linalg.solve(hessian, grad)
 
         K = self.n_classes
@@ -192,15 +211,23 @@ class LogisticRegression(BaseModel):
         if self.n_rows > 1 and factors is None:
             factors = self._class_blocks(theta0, Xg)
 
+        everyone = len(theta0)
+
+        def points(rows: Tensor) -> tuple[Tensor, Tensor]:
+            # Gathering copies the points, so skip it while every problem iterates.
+            if len(rows) == everyone:
+                return Xg, yg
+            return Xg[rows], yg[rows]
+
         def direction(th: Tensor, g: Tensor, rows: Tensor) -> Tensor:
             blocks = None if factors is None else factors[rows]
-            return self._gathered_direction(th, g, Xg[rows], yg[rows], blocks)
+            return self._gathered_direction(th, g, *points(rows), blocks)
 
         theta, converged, grad_norm = newton_solve(
             theta0,
             torch.arange(len(theta0)),
-            objective=lambda th, rows: self._gathered_objective(th, Xg[rows], yg[rows]),
-            gradient=lambda th, rows: self._gathered_gradient(th, Xg[rows], yg[rows]),
+            objective=lambda th, rows: self._gathered_objective(th, *points(rows)),
+            gradient=lambda th, rows: self._gathered_gradient(th, *points(rows)),
             direction=direction,
             tol=self.tol,
             max_iter=self.max_iter,
@@ -239,18 +266,24 @@ class LogisticRegression(BaseModel):
             theta = torch.where(solve[:, None], theta, torch.zeros_like(theta))
             if solve.any():
                 idx = torch.nonzero(solve).flatten()
-                blocks = None
-                if self.n_rows > 1:
-                    # Refreshed on a fixed schedule of prefix sizes, so the
-                    # result does not depend on anything but the block.
-                    if factors is None or factors_age >= PRECONDITIONER_REFRESH:
+                # Factors are refreshed on a fixed schedule of prefix sizes,
+                # so the result depends on nothing but the block. Small sets
+                # change faster with each point and refresh more often.
+                refresh = min(PRECONDITIONER_REFRESH, max(1, size // 20))
+                if factors is None or factors_age >= refresh:
+                    if self.n_rows > 1:
                         factors = self._class_blocks(theta, X_ordered[:, :size])
-                        factors_age = 0
-                    factors_age += 1
-                    blocks = factors[idx]
-                th, ok, gnorm = self._solve(
-                    X_ordered[idx, :size], y_ordered[idx, :size], theta[idx], blocks
-                )
+                    else:
+                        factors = self._binary_hessian(theta, X_ordered[:, :size])
+                    factors_age = 0
+                factors_age += 1
+                blocks = factors[idx]
+                if len(idx) == B:
+                    # Slicing is a view; indexing with idx would copy the points.
+                    Xg, yg = X_ordered[:, :size], y_ordered[:, :size]
+                else:
+                    Xg, yg = X_ordered[idx, :size], y_ordered[idx, :size]
+                th, ok, gnorm = self._solve(Xg, yg, theta[idx], blocks)
                 theta[idx] = th
                 theta_out[idx.numpy(), i] = th.numpy()
                 converged[idx.numpy(), i] = ok.numpy()

@@ -687,7 +687,7 @@ class ModelPred:
         """Estimate the Shapley value of every training point by permutation sampling.
 
         The value of point i is the mean over permutations π of
-        U(P ∪ {i}) − U(P), where P holds the points before i in π. The
+        U(P ∪ {i}) − U(P), where P contains the points before i in π. The
         surrogate (ModelPred-SV) predicts θ of all n prefixes of a
         permutation from one cumulative sum; ``estimator='solver'``
         retrains every prefix instead (the ground truth at the same

@@ -193,7 +193,7 @@ class Split:
 class Dataset:
     """A dataset as stored in ``data/{dataset}.h5``.
 
-    ``attrs`` holds the root attributes (``dataset``, ``source``,
+    ``attrs`` contains the root attributes (``dataset``, ``source``,
     ``source_sha256``, ``n_classes`` and any extra ones such as
     ``subgroup``, the train indices that a subgroup dataset permutes).
     """

@@ -6,7 +6,7 @@ pairs (prefix, θ) are the surrogate's training set.
 
 Reproducibility
 ---------------
-Permutation t comes from a generator seeded by ``(seed, t)`` alone, and the
+Permutation t comes from a generator seeded by ``(seed, t)`` alone. The
 solver handles permutations in fixed blocks of ``block`` consecutive indices,
 so a permutation's θ does not depend on how the T permutations are split into
 shards or on how many jobs run them. The solver runs torch on one thread for

@@ -77,7 +77,7 @@ def test_subgroup_permutes_only_the_subgroup(iris, tmp_path):
     assert arrays["permutations"].shape == (3, 20)
     assert set(arrays["permutations"].ravel()) == set(subgroup.tolist())
     assert len(arrays["fixed"]) == len(iris.train) - 20
-    # The first prefix holds the fixed points plus one subgroup point.
+    # The first prefix contains the fixed points plus one subgroup point.
     rows = np.r_[arrays["fixed"], arrays["permutations"][0, :1]]
     expected = model.fit(iris.train.X[rows], iris.train.y[rows])
     np.testing.assert_allclose(arrays["theta"][0, 0], expected, rtol=1e-7, atol=1e-9)

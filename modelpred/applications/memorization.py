@@ -36,7 +36,7 @@ Removal curves (Figure 6)
     compared against the number of points removed.
 
 Count masks
-    A mask entry c ≥ 0 says how often a point occurs in the subset. The
+    A mask entry c ≥ 0 counts how often a point occurs in the subset. The
     solver predictor repeats such a point c times, so its loss counts c
     times. The surrogate's sum pooling multiplies the point's embedding by
     c, which is the same multiset semantics. Leave-one-out and subsampling

@@ -537,7 +537,10 @@ def _build_from_features(
     X, y = arrays["X"].astype(np.float64), arrays["y"].astype(np.int64)
     classes = json.loads(str(attrs["classes"]))
     if not np.all(np.isfinite(X)):
-        raise ValueError(f"{features_path} holds NaN or infinite features; rerun its rule")
+        raise ValueError(
+            f"{features_path} contains NaN or infinite features; "
+            "delete it and rerun the rule that writes it"
+        )
     check_classes(name, classes, spec.get("models", ["nn"]))
     sizes = split_sizes(name, spec)
     train, pool, test = stratified_split(name, y, sizes, split_rng(seed, name))
@@ -556,7 +559,7 @@ def _build_from_features(
         "inputs); divided by the largest training-row norm",
         inputs={"features": features_path},
     )
-    # The backbone travels with the data, so tables and figures can say which one made a row.
+    # The backbone travels with the data, so tables and figures can name the one that made a row.
     for key in (
         "backbone",
         "backbone_sha256",

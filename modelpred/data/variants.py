@@ -9,7 +9,7 @@ first ``-``. Config entry ``label_noise``:
 - ``first``: flip the first this many training labels instead;
 - ``seed``: seeds the choice of points and of the new labels (default 0);
 - ``holdout``: leave the flipped points out of permutation sampling, so the
-  surrogate never sees them (the parameter-saliency experiment).
+  surrogate never trains on them (the parameter-saliency experiment).
 
 A flipped binary label becomes the other class; a flipped multi-class label
 becomes a uniformly drawn different class. The root attribute ``flipped``

@@ -27,8 +27,8 @@ from modelpred import io, sampling
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-# Enough permutations and epochs that each job runs for several seconds, so
-# that the kill lands while it works.
+# Enough permutations and epochs for each job to run several seconds, so the
+# kill lands while the job works.
 OVERRIDE = json.dumps({"spam": {"permutations": 600, "surrogate": {"epochs": 30, "patience": 30}}})
 TIMEOUT_S = 300
 
@@ -55,7 +55,7 @@ def run_to_end(results: Path) -> None:
 
 
 def run_and_kill(results: Path, script: str, ready) -> int:
-    """Run the workflow, SIGKILL the job running ``script`` once ``ready()``; return the exit code.
+    """Run the workflow and SIGKILL the ``script`` job once ``ready()``, returning the exit code.
 
     Only the job's own process is killed, as when the kernel's out-of-memory
     killer or a node's runtime limit ends one job; Snakemake itself carries on
@@ -103,12 +103,12 @@ def sample_arrays(results: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.slow
-def test_killed_jobs_rerun_to_identical_results(tmp_path):
+def test_killed_jobs_rerun_identically(tmp_path):
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     run_to_end(clean)
 
     shard_log = killed / "logs" / "samples" / "spam" / "lr" / "shard-0.log"
-    # The progress bar has counted some fits: the shard is half done.
+    # The progress bar has counted some fits, so the shard is part done.
     code = run_and_kill(
         killed, "sample_shard", lambda: log_matches(shard_log, r"\| [1-9]\d*/\d+ \[")
     )

@@ -1,6 +1,9 @@
 # Config validation, wildcard constraints and input helpers shared by every
 # rules file. Parsing stays cheap: modelpred.config imports no numerical code.
 
+import re
+from pathlib import Path
+
 from modelpred.config import (
     builder_of,
     enabled_datasets,
@@ -193,8 +196,8 @@ def sample_targets():
     return [f"{R}/samples/{name}/{model}.h5" for name in DATASETS for model in models_of(name)]
 
 
-def all_targets():
-    """Return every final output the config enables."""
+def stage_targets():
+    """Return every final output of the stages that the config enables."""
     return (
         sample_targets()
         + surrogate_targets()
@@ -204,3 +207,18 @@ def all_targets():
         + applications_targets()
         + images_targets()
     )
+
+
+def summary_tables():
+    """Return the Markdown file of every enabled table, in the paper's numbering."""
+    tables = [
+        t[: -len(".csv")] + ".md"
+        for t in stage_targets()
+        if "/tables/table" in t and t.endswith(".csv")
+    ]
+    return sorted(tables, key=lambda t: int(re.match(r"table(\d+)", Path(t).name).group(1)))
+
+
+def all_targets():
+    """Return every final output the config enables, and the page that summarises them."""
+    return stage_targets() + [f"{R}/summary.md"]

@@ -81,3 +81,21 @@ rule figure2:
         title=lambda wc: f"{wc.dataset}, {wc.model.upper()}: predicted models against retraining",
     script:
         "../scripts/report_figure.py"
+
+
+# The table list is known only once every rules file has defined its targets.
+rule results_summary:
+    input:
+        lambda wildcards: summary_tables(),
+    output:
+        f"{R}/summary.md",
+    log:
+        f"{R}/logs/summary.log",
+    conda:
+        "../envs/modelpred.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../scripts/results_summary.py"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -19,6 +20,7 @@ from modelpred.reporting import (
     read_eval,
     render_table,
     summarize_eval,
+    summary,
     write_table,
 )
 
@@ -415,3 +417,43 @@ def test_figure2_rejects_swapped_files(tmp_path):
     addition = write_synthetic_eval(tmp_path / "addition.h5", "mnist", "lr", "addition")
     with pytest.raises(ValueError, match="swap the arguments"):
         figure2(addition, deletion, tmp_path / "fig2", "swapped")
+
+
+def _benchmark(path: Path, wall: str, cpu: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "s\th:m:s\tmax_rss\tcpu_time\n" + f"{wall}\t0:00:00\t1.0\t{cpu}\n", encoding="utf-8"
+    )
+
+
+def test_stage_times_sum_jobs_by_stage(tmp_path):
+    _benchmark(tmp_path / "samples" / "spam" / "lr" / "shard-0.tsv", "30.0", "20.0")
+    _benchmark(tmp_path / "samples" / "spam" / "lr" / "shard-1.tsv", "10.0", "NA")
+    _benchmark(tmp_path / "data" / "spam.tsv", "50.0", "5.0")
+    times = summary.stage_times(tmp_path)
+    assert [t.stage for t in times] == ["data", "samples"]
+    assert times[1] == summary.StageTime("samples", 2, 40.0, 20.0)
+    assert times[0] == summary.StageTime("data", 1, 50.0, 5.0)
+
+
+def test_summary_keeps_table_order_and_links(tmp_path):
+    results = tmp_path / "results"
+    tables = results / "tables"
+    tables.mkdir(parents=True)
+    (tables / "table2_deletion_lr.md").write_text(
+        "**Table II.**\n\nSee [deviations](../../docs/deviations.md).\n", encoding="utf-8"
+    )
+    (tables / "table1_settings.md").write_text("**Table I.**\n", encoding="utf-8")
+    _benchmark(results / "benchmarks" / "eval" / "iris" / "lr" / "deletion.tsv", "6.0", "3.0")
+    out = results / "summary.md"
+    summary.write_summary(
+        [tables / "table1_settings.md", tables / "table2_deletion_lr.md"],
+        results / "benchmarks",
+        out,
+    )
+    text = out.read_text(encoding="utf-8")
+    assert text.index("**Table I.**") < text.index("**Table II.**")
+    assert "| eval | 1 | 0.1 | 100% | 0.1 |" in text
+    # The link still reaches docs/ from results/, one folder higher than tables/.
+    assert "](../docs/deviations.md)" in text
+    assert (out.parent / "../docs").resolve() == (tables / "../../docs").resolve()

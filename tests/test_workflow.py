@@ -67,6 +67,18 @@ def test_smoke_run_writes_every_table(smoke_run):
 
 
 @pytest.mark.slow
+def test_summary_lists_tables_and_stages(smoke_run):
+    text = (smoke_run / "summary.md").read_text(encoding="utf-8")
+    tables = sorted((smoke_run / "tables").glob("table*.md"))
+    assert len(tables) >= 8
+    for table in tables:
+        title = table.read_text(encoding="utf-8").splitlines()[0]
+        assert title in text, table.name
+    assert "| samples |" in text
+    assert "| surrogates |" in text
+
+
+@pytest.mark.slow
 def test_smoke_run_files_follow_layout(smoke_run):
     data = io.read_dataset(smoke_run / "data" / "iris.h5")
     assert data.train.X.dtype.name == "float64"

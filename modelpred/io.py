@@ -124,6 +124,143 @@ def provenance_attrs(
     return attrs
 
 
+JOB_PROVENANCE_KEYS = ("rule", "wildcards", "params", "seeds", "input_paths", "input_sha256")
+"""Root attributes that describe one workflow job rather than the workflow as a whole."""
+
+
+def job_provenance(job: Any, extra_inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return root attributes that trace a workflow job's output to its settings and inputs.
+
+    ``job`` is Snakemake's ``snakemake`` object in a script, or anything with
+    the attributes ``rule``, ``input``, ``params``, ``wildcards`` and
+    ``config``. The result contains the attributes of
+    :func:`provenance_attrs` and further ones:
+
+    - ``rule``: the rule's name, a plain string.
+    - ``config``: the whole workflow config as the job received it (JSON).
+    - ``params``, ``wildcards``: the job's named params and wildcards
+      (JSON). A param that JSON cannot represent is stored as its ``str``.
+    - ``seeds``: ``{"config": config["seed"], "params": params["seed"]}``
+      (JSON), each key present only where that seed is set.
+    - ``input_paths``: role to path of every input (JSON).
+    - ``input_sha256``: role to sha256 of every input that is a file
+      (JSON). Directories are recorded in ``input_paths`` only, because
+      hashing a folder of images costs more than the job itself.
+
+    A named input is its own role. A named list of files gets one role per
+    file, ``name[i]``. An unnamed input gets ``input[i]``, where ``i`` is its
+    position in the full input list. ``extra_inputs`` maps further roles to
+    files the job reads without declaring them.
+    """
+    inputs = dict(_input_roles(job.input))
+    inputs.update({role: str(path) for role, path in (extra_inputs or {}).items()})
+    files = {role: path for role, path in inputs.items() if os.path.isfile(path)}
+    config = _json_safe(dict(job.config or {}))
+    params = _json_safe(_named_values(job.params))
+
+    seeds = {}
+    if config.get("seed") is not None:
+        seeds["config"] = config["seed"]
+    if params.get("seed") is not None:
+        seeds["params"] = params["seed"]
+
+    attrs = provenance_attrs(config=config, inputs=files)
+    # provenance_attrs leaves the checksums out when there are no files, but
+    # every job's output carries the attribute, so readers need not special-case it.
+    attrs.setdefault("input_sha256", json.dumps({}))
+    attrs.update(
+        {
+            "rule": str(job.rule),
+            "wildcards": json.dumps(_json_safe(_named_values(job.wildcards)), sort_keys=True),
+            "params": json.dumps(params, sort_keys=True),
+            "seeds": json.dumps(seeds, sort_keys=True),
+            "input_paths": json.dumps(inputs, sort_keys=True),
+        }
+    )
+    return attrs
+
+
+JSON_PROVENANCE_KEYS = (
+    "config",
+    "package_versions",
+    "params",
+    "wildcards",
+    "seeds",
+    "input_paths",
+    "input_sha256",
+)
+"""Provenance attributes whose values are JSON text."""
+
+
+def decode_provenance(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the provenance among root attributes, with JSON values decoded.
+
+    ``attrs`` are root attributes as h5py or :func:`read_arrays` returns them.
+    Keys that ``attrs`` lacks are left out.
+    """
+    decoded: dict[str, Any] = {}
+    for key in ("format_version", "rule", *JSON_PROVENANCE_KEYS):
+        if key not in attrs:
+            continue
+        value = _decode(attrs[key])
+        if key in JSON_PROVENANCE_KEYS:
+            value = json.loads(value)
+        elif key == "format_version":
+            value = int(value)
+        decoded[key] = value
+    return decoded
+
+
+def _named_values(container: Any) -> dict[str, Any]:
+    """Return the named entries of a Snakemake Namedlist, a mapping or ``None`` as a dict."""
+    if container is None:
+        return {}
+    if isinstance(container, Mapping):
+        return dict(container)
+    if hasattr(container, "items"):
+        return dict(container.items())
+    return dict(vars(container))
+
+
+def _input_roles(inputs: Any) -> Iterator[tuple[str, str]]:
+    """Yield a (role, path) pair for every file in a job's inputs."""
+    if inputs is None:
+        return
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    named = _named_values(inputs) if isinstance(inputs, Mapping) or hasattr(inputs, "items") else {}
+    remaining: dict[str, int] = {}
+    for name, value in named.items():
+        if isinstance(value, str | os.PathLike):
+            yield name, str(value)
+            remaining[str(value)] = remaining.get(str(value), 0) + 1
+        else:
+            for i, path in enumerate(value):
+                yield f"{name}[{i}]", str(path)
+                remaining[str(path)] = remaining.get(str(path), 0) + 1
+    if isinstance(inputs, Mapping):
+        return
+    # A Namedlist also lists its named files in order; whatever the names do
+    # not account for was given without a name.
+    for i, path in enumerate(map(str, inputs)):
+        if remaining.get(path, 0) > 0:
+            remaining[path] -= 1
+        else:
+            yield f"input[{i}]", path
+
+
+def _json_safe(value: Any) -> Any:
+    """Return ``value`` as plain JSON types, with ``str`` for anything JSON cannot represent."""
+
+    def fallback(item: Any) -> Any:
+        try:
+            return _json_default(item)
+        except TypeError:
+            return str(item)
+
+    return json.loads(json.dumps(value, default=fallback))
+
+
 def open_checked(path: str | os.PathLike, required: tuple[str, ...] = ()) -> h5py.File:
     """Open an HDF5 file for reading and check its ``format_version`` and members.
 

@@ -203,19 +203,26 @@ def merge_shards(
 ) -> None:
     """Merge shard files into ``samples/{dataset}/{model}.h5`` ordered by permutation number.
 
+    The merged file keeps the first shard's settings. The shards' own
+    ``input_sha256`` (the data they were solved on) becomes
+    ``shard_input_sha256``, and the other attributes that describe the shard
+    job (:data:`~modelpred.io.JOB_PROVENANCE_KEYS`) are dropped, so that
+    ``extra_attrs`` can describe the merge job instead.
+
     Raises
     ------
     FormatError
-        If the shards disagree on their settings or do not cover 0..T-1 exactly once.
+        If the shards disagree on their settings or input checksums, or do
+        not cover 0..T-1 exactly once.
     """
     parts = [io.read_arrays(path, ("index", "fixed", *SAMPLE_ARRAYS)) for path in shard_paths]
     attrs = dict(parts[0][1])
     for path, (_, other) in zip(shard_paths, parts, strict=True):
-        for key in ("base_model", "lam", "seed", "n_permutations", "block"):
+        for key in ("base_model", "lam", "seed", "n_permutations", "block", "input_sha256"):
             if other.get(key) != attrs.get(key):
                 raise io.FormatError(
                     f"{path}: '{key}' = {other.get(key)!r} differs from "
-                    f"the first shard's {attrs.get(key)!r}"
+                    f"the first shard's {attrs.get(key)!r}; rerun the sampling shards"
                 )
     index = np.concatenate([arrays["index"] for arrays, _ in parts])
     n_perms = int(attrs["n_permutations"])
@@ -231,7 +238,13 @@ def merge_shards(
     }
     if len(parts[0][0]["fixed"]):
         merged["fixed"] = parts[0][0]["fixed"]
-    attrs = {k: v for k, v in attrs.items() if k != "format_version"}
+    if "input_sha256" in attrs:
+        attrs["shard_input_sha256"] = attrs["input_sha256"]
+    attrs = {
+        key: value
+        for key, value in attrs.items()
+        if key != "format_version" and key not in io.JOB_PROVENANCE_KEYS
+    }
     attrs.update(extra_attrs or {})
     io.write_arrays(out_path, merged, attrs)
     log.info(

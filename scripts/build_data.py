@@ -24,7 +24,7 @@ logger.info("building dataset %s", params.name)
 dataset = build_dataset(
     params.name, params.spec, params.seed, features_path=features, cache_dir=params.get("cache_dir")
 )
-io.write_dataset(snakemake.output[0], dataset)  # noqa: F821
+io.write_dataset(snakemake.output[0], dataset, io.job_provenance(snakemake))  # noqa: F821
 logger.info(
     "wrote %s: %d train, %d pool, %d test points, d = %d, %d classes",
     snakemake.output[0],  # noqa: F821

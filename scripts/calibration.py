@@ -9,6 +9,7 @@
 
 from pathlib import Path
 
+from modelpred import io
 from modelpred.applications import calibration
 from modelpred.logging_utils import log_to_file
 
@@ -29,6 +30,7 @@ if rule == "calibrate_ensembles":
         seed=params.seed,
         duplicates=params.duplicates,
         temperature_split=params.temperature_split,
+        extra_attrs=io.job_provenance(snakemake),  # noqa: F821
     )
 elif rule == "table6_calibration":
     # Every output shares the prefix; write_table6 appends .csv, .md and .tex.

@@ -103,8 +103,6 @@ attrs = {
     "base_model": model.name,
     "utility": params.utility,
     "seed": int(params.seed),
-    **io.provenance_attrs(
-        inputs={"data": inputs.data, "samples": inputs.samples, "modelpred": inputs.modelpred}
-    ),
+    **io.job_provenance(snakemake),  # noqa: F821
 }
 selection.write_selection(snakemake.output[0], result, attrs)  # noqa: F821

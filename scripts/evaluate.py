@@ -45,7 +45,6 @@ result = evaluation.evaluate_scenario(
     predictors=predictors,
     samples=samples,
 )
-provenance_inputs = {"data": inputs.data, "samples": inputs.samples}
-provenance_inputs.update({f"surrogate:{Path(path).stem}": path for path in surrogate_paths})
-attrs = io.provenance_attrs(config=dict(params.scenario), inputs=provenance_inputs)
-evaluation.write_eval(snakemake.output[0], result, attrs)  # noqa: F821
+# The file keeps the scenario spec in its `scenario_spec` attribute and under
+# `params`, while `config` contains the whole workflow config.
+evaluation.write_eval(snakemake.output[0], result, io.job_provenance(snakemake))  # noqa: F821

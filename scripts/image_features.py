@@ -7,6 +7,7 @@ stem), ``dataset`` and ``spec`` (the config entry the images come from),
 ``features/{name}.h5``.
 """
 
+from modelpred import io
 from modelpred.data.backbone import backbone_attrs, load_backbone, write_image_features
 from modelpred.data.images import read_image_source
 from modelpred.logging_utils import log_to_file
@@ -32,4 +33,5 @@ write_image_features(
     device=extract["device"],
     threads=extract["threads"],
     config={"dataset": params.dataset, "image_size": params.image_size, "extract": extract},
+    extra_attrs=io.job_provenance(snakemake),  # noqa: F821
 )

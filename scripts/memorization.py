@@ -55,6 +55,7 @@ if rule == "memorization_leave_one_out":
         n_points=params.n_points,
         n_thresholds=params.thresholds,
         max_removed_fraction=params.max_removed_fraction,
+        extra_attrs=io.job_provenance(snakemake),  # noqa: F821
     )
 elif rule == "memorization_subsampling":
     memorization.run_influence(
@@ -69,6 +70,7 @@ elif rule == "memorization_subsampling":
         fraction=params.subset_fraction,
         score=params.score,
         seed=params.seed,
+        extra_attrs=io.job_provenance(snakemake),  # noqa: F821
     )
 elif rule == "fig6_memorization":
     memorization.figure6(list(inputs), figure_prefix())

@@ -1,5 +1,6 @@
 """Snakemake entry point of rule mnist_features: train the feature CNN, write features/mnist.h5."""
 
+from modelpred import io
 from modelpred.data.mnist_features import write_mnist_features
 from modelpred.logging_utils import log_to_file
 
@@ -12,4 +13,5 @@ write_mnist_features(
     seed=int(snakemake.params.seed),  # noqa: F821
     batch_size=int(options.get("batch_size", 64)),
     lr=float(options.get("lr", 1e-3)),
+    extra_attrs=io.job_provenance(snakemake),  # noqa: F821
 )

@@ -5,6 +5,7 @@ base model ``nn``). Params: ``options`` (the ``images.memorization`` block)
 and ``seed``. Outputs: ``panel`` (HDF5) and ``summary`` (JSON).
 """
 
+from modelpred import io
 from modelpred.applications.image_experiments import run_subsampling_memorization
 from modelpred.logging_utils import log_to_file
 
@@ -25,4 +26,5 @@ run_subsampling_memorization(
     n_thresholds=options["thresholds"],
     max_removed_fraction=options["max_removed_fraction"],
     seed=snakemake.params.seed,  # noqa: F821
+    extra_attrs=io.job_provenance(snakemake),  # noqa: F821
 )

@@ -9,6 +9,7 @@
 
 from pathlib import Path
 
+from modelpred import io
 from modelpred.applications import saliency
 from modelpred.logging_utils import log_to_file
 
@@ -26,6 +27,7 @@ if rule == "parameter_saliency":
         n_shown=params.n_shown,
         table_parameters=params.table_parameters,
         seed=params.seed,
+        extra_attrs=io.job_provenance(snakemake),  # noqa: F821
     )
 elif rule == "fig3_saliency":
     saliency.figure3(inputs[0], Path(outputs[0]).with_suffix(""))

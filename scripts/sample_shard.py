@@ -17,5 +17,5 @@ samples = sampling.sample_permutations(
     model, dataset, indices, params.seed, params.block, progress_file=stream
 )
 attrs = sampling.sample_attrs(model, params.seed, params.block, params.n_permutations)
-attrs.update(io.provenance_attrs(inputs={"data": snakemake.input.data}))  # noqa: F821
+attrs.update(io.job_provenance(snakemake))  # noqa: F821
 sampling.write_shard(snakemake.output[0], samples, attrs)  # noqa: F821

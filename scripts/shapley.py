@@ -67,10 +67,6 @@ reference = None
 if "reference" in inputs.keys():
     reference, _ = shapley.read_reference(inputs.reference)
 
-provenance = {"data": inputs.data, "solver": inputs.solver}
-provenance.update(
-    {f"surrogate:{m}": p for m, p in zip(params.methods, inputs.surrogates, strict=True)}
-)
 results = shapley.ShapleyResults(
     dataset=dataset.name,
     model=snakemake.wildcards.model,  # noqa: F821
@@ -83,7 +79,7 @@ results = shapley.ShapleyResults(
         "timing": "surrogates: summed sampling shard wall time + training job wall time "
         "+ inference; "
         "solver: retraining every prefix",
-        **io.provenance_attrs(inputs=provenance),
+        **io.job_provenance(snakemake),  # noqa: F821
     },
 )
 shapley.write_results(snakemake.output[0], results)  # noqa: F821

@@ -7,6 +7,7 @@ block), ``cifar10`` (the ``images.cifar10`` source), ``image_size``,
 ``extract_batch_size``, ``seed`` and ``cache_dir``. Output: the values file.
 """
 
+from modelpred import io
 from modelpred.applications.image_experiments import run_shapley_ablation
 from modelpred.data.images import resolve_cifar10
 from modelpred.logging_utils import log_to_file
@@ -26,4 +27,5 @@ run_shapley_ablation(
     image_size=params.image_size,
     device=options["device"],
     extract_batch_size=params.extract_batch_size,
+    extra_attrs=io.job_provenance(snakemake),  # noqa: F821
 )

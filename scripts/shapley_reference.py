@@ -44,6 +44,6 @@ attrs = {
     "utility": params.utility,
     "seed": int(params.seed),
     "stream": shapley.REFERENCE_STREAM,
-    **io.provenance_attrs(inputs={"data": snakemake.input.data}),  # noqa: F821
+    **io.job_provenance(snakemake),  # noqa: F821
 }
 shapley.write_reference(snakemake.output[0], reference, attrs)  # noqa: F821

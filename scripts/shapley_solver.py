@@ -43,6 +43,6 @@ attrs = {
     "seed": int(params.seed),
     "stream": shapley.SHAPLEY_STREAM,
     "permutations_sha256": shapley.permutations_digest(permutations),
-    **io.provenance_attrs(inputs={"data": snakemake.input.data}),  # noqa: F821
+    **io.job_provenance(snakemake),  # noqa: F821
 }
 shapley.write_run(snakemake.output[0], run, attrs)  # noqa: F821

@@ -7,6 +7,7 @@ runs on one CPU thread (or the GPU), so ``threads`` is not passed on: the
 weights are then the same for any ``--cores``.
 """
 
+from modelpred import io
 from modelpred.logging_utils import log_to_file
 from modelpred.surrogate import train_surrogate
 
@@ -18,4 +19,5 @@ train_surrogate(
     {**snakemake.params.config, "seed": snakemake.params.seed},  # noqa: F821
     snakemake.output.model,  # noqa: F821
     snakemake.output.sidecar,  # noqa: F821
+    provenance=io.job_provenance(snakemake),  # noqa: F821
 )

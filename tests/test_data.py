@@ -709,7 +709,9 @@ def run_script(script: str, snakemake) -> None:
 class FakeSnakemake:
     """The attributes of Snakemake's ``snakemake`` script object that the scripts read."""
 
-    def __init__(self, inputs: dict, output: str, params: dict, log: str):
+    def __init__(self, rule: str, inputs: dict, output: str, params: dict, log: str):
+        self.rule = rule
+        self.config = {"seed": params.get("seed", 0)}
         self.input = Namedlist()
         for name, files in inputs.items():
             start = len(self.input)
@@ -728,6 +730,7 @@ def test_build_data_script(tmp_path, mnist_features_path):
         ("mnist", [str(mnist_features_path)], ["lr"]),
     ):
         snakemake = FakeSnakemake(
+            rule=f"data_{name}",
             inputs={"features": features},
             output=str(tmp_path / "data" / f"{name}.h5"),
             params={
@@ -742,11 +745,13 @@ def test_build_data_script(tmp_path, mnist_features_path):
         dataset = io.read_dataset(tmp_path / "data" / f"{name}.h5")
         assert len(dataset.train) == 30
         assert dataset.attrs["dataset"] == name
+        assert dataset.attrs["rule"] == f"data_{name}"
         assert "wrote" in (tmp_path / "logs" / f"{name}.log").read_text()
 
 
 def test_mnist_features_script(tmp_path):
     snakemake = FakeSnakemake(
+        rule="mnist_features",
         inputs={},
         output=str(tmp_path / "features" / "mnist.h5"),
         params={

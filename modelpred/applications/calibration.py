@@ -43,9 +43,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -378,11 +379,13 @@ def run_calibration(
     seed: int = 0,
     duplicates: str = "count",
     temperature_split: str = "pool",
+    extra_attrs: Mapping[str, Any] | None = None,
 ) -> CalibrationResult:
     """Run :func:`calibrate_ensembles` on workflow files and write the result to ``out_h5``.
 
     The ECE is computed on the test split; the temperature is fitted on
     ``temperature_split`` (``pool`` or ``train``, never ``test``).
+    ``extra_attrs`` (provenance) are merged into the root attributes last.
     """
     from ..sampling import read_samples
     from ..surrogate import load_surrogate
@@ -445,6 +448,7 @@ def run_calibration(
             "temperature_split": temperature_split,
             "n_temperature_points": len(temperature_points),
             "seed": int(seed),
+            **(extra_attrs or {}),
         },
     )
     return result

@@ -33,7 +33,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,7 @@ def run_subsampling_memorization(
     n_thresholds: int = 20,
     max_removed_fraction: float = 0.5,
     seed: int = 0,
+    extra_attrs: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Estimate memorization and influence by the solver and by ModelPred; write Figure 6's panel.
 
@@ -135,6 +136,8 @@ def run_subsampling_memorization(
     ``influence`` (n, N; the mean over trials) and ``seconds`` (trials,), and
     ``train_index`` (n,) and ``test_index`` (N,), the rows of the features
     file. ``out_json`` gets the summary, which is also returned.
+    ``extra_attrs`` (provenance) are merged into the root attributes of
+    ``out_h5`` last.
     """
     from ..surrogate import load_surrogate
 
@@ -230,6 +233,7 @@ def run_subsampling_memorization(
             f"{dataset.name}, {model.name.upper()} (backbone {backbone})\nsubsampling "
             f"memorization of {len(y)} training images, {trials} trials"
         ),
+        **(extra_attrs or {}),
     }
     io.write_arrays(out_h5, arrays, attrs)
     io.write_json(
@@ -365,6 +369,7 @@ def run_shapley_ablation(
     device: str = "auto",
     extract_batch_size: int = 64,
     block: int = 5,
+    extra_attrs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compute permutation Shapley values of CIFAR-10 images with a frozen backbone.
 
@@ -378,7 +383,8 @@ def run_shapley_ablation(
     ``images`` (n_train, 32, 32, 3) uint8, ``source_index`` (n_train,), and
     root attributes ``backbone``, ``backbone_source``, ``classes``,
     ``full_test_accuracy`` (of the last layer on all n_train images),
-    ``permutations``, ``seconds`` and provenance. Returns the attributes.
+    ``permutations``, ``seconds`` and provenance, with ``extra_attrs``
+    merged in last. Returns the attributes.
     """
     from ..data.backbone import backbone_attrs, extract_features, load_backbone
     from ..data.common import rescale_by_max_norm
@@ -432,6 +438,7 @@ def run_shapley_ablation(
         "permutations": int(permutations),
         "model_config": json.dumps(model.config(), sort_keys=True),
         "seconds": time.perf_counter() - started,
+        **(extra_attrs or {}),
     }
     arrays = {
         "values": values,

@@ -51,6 +51,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -720,6 +721,7 @@ def run_leave_one_out_memorization(
     n_points: int = 200,
     n_thresholds: int = 20,
     max_removed_fraction: float = 0.5,
+    extra_attrs: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Compute leave-one-out memorization by the solver and by ModelPred, and their removal curves.
 
@@ -731,7 +733,8 @@ def run_leave_one_out_memorization(
 
     Writes ``out_h5`` in the removal-panel layout that :func:`read_removal_panel`
     reads, and ``out_json`` with wall times and summary numbers, which are
-    also returned.
+    also returned. ``extra_attrs`` (provenance) are merged into the root
+    attributes of ``out_h5`` last.
     """
     from .. import io
 
@@ -782,6 +785,7 @@ def run_leave_one_out_memorization(
             f"{dataset.name}, {model.name.upper()}: leave-one-out memorization "
             f"of {len(y)} training points"
         ),
+        **(extra_attrs or {}),
     }
     io.write_arrays(out_h5, arrays, attrs)
     io.write_json(
@@ -847,6 +851,7 @@ def run_influence(
     fraction: float = 0.7,
     score: str = "correct",
     seed: int = 0,
+    extra_attrs: Mapping[str, Any] | None = None,
 ) -> dict[str, SubsamplingEstimate]:
     """Estimate subsampling memorization and influence on the test split.
 
@@ -861,7 +866,8 @@ def run_influence(
     ``estimators/{name}/influence`` (n, N) and ``estimators/{name}/seconds``;
     and ``out_json``, when given, with wall times and, when both estimators
     ran, their agreement (:func:`influence_agreement`, the solver as
-    reference).
+    reference). ``extra_attrs`` (provenance) are merged into the root
+    attributes of ``out_h5`` last.
 
     Returns
     -------
@@ -943,6 +949,7 @@ def run_influence(
         "fraction": float(fraction),
         "score": score,
         "seed": int(seed),
+        **(extra_attrs or {}),
     }
     io.write_arrays(out_h5, arrays, attrs)
     if out_json is not None:

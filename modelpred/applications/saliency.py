@@ -35,9 +35,10 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -271,13 +272,15 @@ def run_saliency(
     n_shown: int = 4,
     table_parameters: Sequence[int] | None = None,
     seed: int = 0,
+    extra_attrs: Mapping[str, Any] | None = None,
 ) -> SaliencyResult:
     """Run :func:`compute_saliency` on a label-noise dataset and write ``out_h5``.
 
     D is the whole train split of ``data_path``; the flipped points are its
     root attribute ``flipped``. The output contains ``changes/solver`` and
     ``changes/modelpred`` (n, p), ``selected``, ``shown``,
-    ``table_parameters`` and ``flipped``; its attributes contain the wall times.
+    ``table_parameters`` and ``flipped``; its attributes contain the wall
+    times, and ``extra_attrs`` (provenance) are merged into them last.
     """
     from .memorization import _load_surrogate_for
 
@@ -320,6 +323,7 @@ def run_saliency(
         "seed": int(seed),
         "holdout": np.asarray(dataset.holdout(), dtype=np.int64),
         **{f"seconds_{method}": float(result.seconds[method]) for method in METHODS},
+        **(extra_attrs or {}),
     }
     io.write_arrays(out_h5, arrays, attrs)
     return result

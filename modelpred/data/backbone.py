@@ -773,10 +773,12 @@ def write_image_features(
     device: str = "auto",
     threads: int | None = 1,
     config: Mapping[str, Any] | None = None,
+    extra_attrs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Extract the features of ``image_set`` and write ``features/{name}.h5``.
 
     ``backbone_info`` contains the root attributes of :func:`backbone_attrs`.
+    ``extra_attrs`` (provenance) are merged into the root attributes last.
     Returns the root attributes written.
     """
     features = extract_features(backbone, image_set.images, batch_size, device, threads)
@@ -791,6 +793,7 @@ def write_image_features(
         **dict(backbone_info),
     }
     attrs.update(io.provenance_attrs(config=dict(config or {})))
+    attrs.update(extra_attrs or {})
     arrays = {
         "X": features,
         "y": image_set.labels.astype(np.int64),

@@ -38,7 +38,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -225,10 +225,12 @@ def write_mnist_features(
     batch_size: int = 64,
     lr: float = 1e-3,
     log: logging.Logger = logger,
+    extra_attrs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train the feature CNN on ``reserved`` digits and write the others' features.
 
-    See the module docstring for the file layout. Returns the root
+    See the module docstring for the file layout. ``extra_attrs``
+    (provenance) are merged into the root attributes last. Returns the root
     attributes written.
     """
     images, labels, source_path = load_bundled_mnist()
@@ -286,6 +288,7 @@ def write_mnist_features(
             }
         )
     )
+    attrs.update(extra_attrs or {})
     arrays = {
         "X": features,
         "y": labels[available],

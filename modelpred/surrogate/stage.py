@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..io import FormatError, package_versions, read_dataset, sha256_file
+from ..io import FormatError, decode_provenance, package_versions, read_dataset, sha256_file
 from ..models import make_model
 from ..sampling import read_samples
 from .config import SurrogateConfig, check_method
@@ -33,6 +34,7 @@ def train_surrogate(
     out_json: str | os.PathLike,
     *,
     cpu_threads: int | None = 1,
+    provenance: Mapping[str, Any] | None = None,
 ) -> TrainingResult:
     """Train one surrogate from workflow files and write its state_dict and sidecar.
 
@@ -53,6 +55,9 @@ def train_surrogate(
         Torch threads when training on the CPU; see :func:`fit_surrogate`.
         The default of one makes the weights independent of the machine's
         core count.
+    provenance : mapping, optional
+        Root attributes as :func:`modelpred.io.job_provenance` returns them.
+        The sidecar stores them, decoded, under its ``provenance`` key.
 
     Returns
     -------
@@ -89,6 +94,8 @@ def train_surrogate(
         "samples_seed": attrs.get("seed"),
         "package_versions": package_versions(),
     }
+    if provenance is not None:
+        metadata["provenance"] = decode_provenance(provenance)
     result = fit_surrogate(
         model,
         dataset.train.X,

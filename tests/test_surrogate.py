@@ -252,6 +252,81 @@ def test_modelpred_lowers_kkt_and_beats_mean_theta(iris_lr):
     assert error_modelpred < error_mean
 
 
+def _prefix_trainer(data, **overrides):
+    """Build the trainer that fit_surrogate builds, for checks of its loss sums."""
+    from modelpred.surrogate import trainer as trainer_module
+
+    model, X, y = data["model"], data["X"], data["y"]
+    permutations, theta = data["permutations"][:8], data["fits"].theta[:8]
+    config = _tiny_config(**overrides)
+    torch.manual_seed(0)
+    targets = trainer_module._make_targets(model, "modelpred", theta, None, None)
+    network = trainer_module._init_network(model, config, targets, permutations.shape[1])
+    return trainer_module._PrefixTrainer(
+        model,
+        network,
+        "modelpred",
+        config,
+        torch.device("cpu"),
+        X,
+        y,
+        permutations,
+        targets,
+        solved=~data["fits"].one_class[:8],
+        train_loss_true=trainer_module._prefix_train_losses(model, theta, X, y, permutations, None),
+        fixed=None,
+    )
+
+
+def test_regulariser_prefixes_estimate_full_sums(iris_lr):
+    exact = _prefix_trainer(iris_lr)
+    drawn = _prefix_trainer(iris_lr, regulariser_prefixes=5)
+    drawn.network.load_state_dict(exact.network.state_dict())
+    ids = torch.arange(8)
+    full_sums, rows = exact.batch_terms(ids, (1.0, 1.0), train=False)
+    assert rows == 8 * N_TRAIN
+
+    rng = np.random.default_rng(3)
+    estimates = torch.stack(
+        [drawn.batch_terms(ids, (1.0, 1.0), train=False, rng=rng)[0] for _ in range(400)]
+    )
+    # The parameter term always covers every prefix.
+    torch.testing.assert_close(estimates[:, 0], full_sums[0].expand(400), rtol=1e-6, atol=0)
+    # 5 of 67 prefixes per permutation: single draws scatter, their mean does not.
+    assert estimates[:, 1].std() > 0.01 * full_sums[1]
+    torch.testing.assert_close(estimates[:, 1:].mean(dim=0), full_sums[1:], rtol=0.03, atol=0)
+
+
+def test_regulariser_prefixes_at_length_are_exact(iris_lr):
+    exact = _prefix_trainer(iris_lr)
+    every = _prefix_trainer(iris_lr, regulariser_prefixes=N_TRAIN)
+    every.network.load_state_dict(exact.network.state_dict())
+    ids = torch.arange(8)
+    rng = np.random.default_rng(0)
+    full_sums, _ = exact.batch_terms(ids, (1.0, 1.0), train=False)
+    same_sums, _ = every.batch_terms(ids, (1.0, 1.0), train=False, rng=rng)
+    torch.testing.assert_close(same_sums, full_sums, rtol=1e-12, atol=0)
+
+
+def test_resumed_training_with_drawn_prefixes_is_identical(iris_lr, tmp_path):
+    data = iris_lr
+    args = (data["model"], data["X"], data["y"], data["permutations"][:10], data["fits"].theta[:10])
+    config = _tiny_config(epochs=4, regulariser_prefixes=7)
+    uninterrupted = fit_surrogate(*args, config=config)
+
+    def kill_after_second(epoch, record):
+        if epoch == 2:
+            raise _Killed
+
+    ckpt = tmp_path / "killed.ckpt"
+    with pytest.raises(_Killed):
+        fit_surrogate(*args, config=config, checkpoint_path=ckpt, on_epoch_end=kill_after_second)
+    resumed = fit_surrogate(*args, config=config, checkpoint_path=ckpt)
+    expected = uninterrupted.surrogate.network.state_dict()
+    for key, value in resumed.surrogate.network.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+
+
 @pytest.mark.parametrize("name, classes", [("lr", 3), ("svm", 2)])
 def test_training_runs_for_base_model(name, classes):
     X, y, _, _ = _iris(classes)

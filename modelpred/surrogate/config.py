@@ -50,9 +50,17 @@ class SurrogateConfig:
         against 11.1% with 1.0, and 0.01 gave 8.1% as well.
     w_util : float
         Weight of the utility term |U(S; Â(S)) − U(S; θ_S)| (``modelpred`` only).
+    regulariser_prefixes : int or None
+        Prefixes per permutation at which the KKT and utility terms are
+        computed in a training step, drawn afresh each step (validation uses
+        one fixed draw). Each such prefix costs a pass over all n points, so
+        a permutation costs O(n²) with every prefix and O(r·n) with r of
+        them. The estimate of the regularisers' mean is unbiased. ``None``
+        computes them at every prefix, as the paper does. The parameter term
+        always uses every prefix.
     seed : int
-        Seeds the weight initialisation, the validation split and the order
-        of permutations within each epoch.
+        Seeds the weight initialisation, the validation split, the order
+        of permutations within each epoch and the regularised prefixes.
     device : str
         ``"auto"`` (``cuda`` when available, else ``cpu``) or a torch device.
     """
@@ -67,6 +75,7 @@ class SurrogateConfig:
     patience: int = 30
     w_kkt: float = 0.1
     w_util: float = 1.0
+    regulariser_prefixes: int | None = None
     seed: int = 0
     device: str = "auto"
 
@@ -81,6 +90,14 @@ class SurrogateConfig:
         if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 0:
             raise ValueError(
                 f"surrogate config 'epochs' must be an integer >= 0, got {self.epochs!r}"
+            )
+        prefixes = self.regulariser_prefixes
+        if prefixes is not None and (
+            not isinstance(prefixes, int) or isinstance(prefixes, bool) or prefixes < 1
+        ):
+            raise ValueError(
+                "surrogate config 'regulariser_prefixes' must be an integer >= 1 or null, "
+                f"got {prefixes!r}"
             )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"surrogate config 'seed' must be an integer >= 0, got {self.seed!r}")

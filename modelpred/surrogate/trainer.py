@@ -181,14 +181,20 @@ class _PrefixTrainer:
         self.chunk = max(1, CHUNK_ELEMENTS // (self.n_points * model.n_rows))
 
     def batch_terms(
-        self, ids: Tensor, weights: tuple[float, float], train: bool
+        self,
+        ids: Tensor,
+        weights: tuple[float, float],
+        train: bool,
+        rng: np.random.Generator | None = None,
     ) -> tuple[Tensor, int]:
         """Return the summed loss terms (3,) of all prefixes of ``ids`` and the prefix count.
 
         With ``train`` the gradient of the batch's mean loss (under ``weights``)
-        is accumulated into the network's parameters.
+        is accumulated into the network's parameters. With ``rng`` and
+        ``config.regulariser_prefixes`` set, the KKT and utility terms are
+        computed at that many prefixes per permutation, drawn from ``rng``,
+        and their sums are scaled to estimate the sums over all prefixes.
         """
-        w_kkt, w_util = weights
         permutations = self.permutations[ids]  # (b, m)
         b, m = permutations.shape
         rows = b * m
@@ -196,54 +202,91 @@ class _PrefixTrainer:
         pooled = prefix_pool(embeddings, permutations, self.fixed)  # (b, m, h)
         pooled_leaf = pooled.detach().requires_grad_(train)
         flat_pooled = pooled_leaf.view(rows, -1)  # (b·m, h)
-        targets = self.targets[ids].reshape(rows, -1)  # (b·m, out)
-        solved = self.solved[ids].reshape(rows)  # (b·m,)
-        train_loss_true = (
-            None if self.train_loss_true is None else self.train_loss_true[ids].reshape(rows)
-        )
+        w_kkt, w_util = weights
         needs_masks = w_kkt > 0 or w_util > 0
         ranks = (
             permutation_ranks(permutations, self.n_points, self.fixed) if needs_masks else None
         )  # (b, n)
+        every_row = torch.arange(rows, device=pooled.device)
+        r = self.config.regulariser_prefixes
+        if needs_masks and rng is not None and r is not None and r < m:
+            positions = np.sort(np.argsort(rng.random((b, m)), axis=1)[:, :r], axis=1)
+            penalised = torch.as_tensor(
+                (np.arange(b)[:, None] * m + positions).reshape(-1), device=pooled.device
+            )
+            # The parameter term on every prefix, then the regularisers on the
+            # drawn ones, scaled by m / r so that the sums estimate full ones.
+            groups = [(every_row, (0.0, 0.0), 1.0, 1.0), (penalised, weights, 0.0, m / r)]
+        else:
+            groups = [(every_row, weights, 1.0, 1.0)]
+
         sums = torch.zeros(len(TERM_NAMES), dtype=torch.float64, device=pooled.device)
-        for start in range(0, rows, self.chunk):
-            stop = min(rows, start + self.chunk)
-            masks = None
-            if needs_masks:
-                row = torch.arange(start, stop, device=pooled.device)
-                masks = (ranks[row // m] <= (row % m)[:, None]).to(pooled.dtype)  # (c, n)
-            prediction = self.network.readout(flat_pooled[start:stop])  # (c, out)
-            terms = surrogate_loss_terms(
-                self.model,
-                prediction,
-                targets[start:stop],
-                self.X,
-                self.y,
-                masks,
-                solved[start:stop],
-                None if train_loss_true is None else train_loss_true[start:stop],
-                w_kkt,
-                w_util,
-            )
-            if train:
-                (terms.total(w_kkt, w_util).sum() / rows).backward()
-            sums += (
-                torch.stack([terms.parameter.sum(), terms.kkt.sum(), terms.utility.sum()])
-                .detach()
-                .double()
-            )
+        for row_ids, (group_kkt, group_util), parameter_weight, scale in groups:
+            for start in range(0, len(row_ids), self.chunk):
+                row = row_ids[start : start + self.chunk]
+                terms = self._row_terms(row, m, flat_pooled, ids, ranks, group_kkt, group_util)
+                if train:
+                    loss = parameter_weight * terms.parameter + scale * (
+                        group_kkt * terms.kkt + group_util * terms.utility
+                    )
+                    (loss.sum() / rows).backward()
+                sums += (
+                    torch.stack(
+                        [
+                            parameter_weight * terms.parameter.sum(),
+                            scale * terms.kkt.sum(),
+                            scale * terms.utility.sum(),
+                        ]
+                    )
+                    .detach()
+                    .double()
+                )
         if train:
             # The chunks left ∂loss/∂P in pooled_leaf.grad; one backward pass
             # carries it through the cumulative sum and φ.
             pooled.backward(pooled_leaf.grad)
         return sums, rows
 
+    def _row_terms(
+        self,
+        row: Tensor,
+        m: int,
+        flat_pooled: Tensor,
+        ids: Tensor,
+        ranks: Tensor | None,
+        w_kkt: float,
+        w_util: float,
+    ):
+        """Return the loss terms of the prefixes ``row`` (flat indices into the batch's b·m)."""
+        permutation, position = row // m, row % m
+        masks = None
+        if ranks is not None and (w_kkt > 0 or w_util > 0):
+            masks = (ranks[permutation] <= position[:, None]).to(flat_pooled.dtype)  # (c, n)
+        batch_ids = ids[permutation]
+        return surrogate_loss_terms(
+            self.model,
+            self.network.readout(flat_pooled[row]),
+            self.targets[batch_ids, position],
+            self.X,
+            self.y,
+            masks,
+            self.solved[batch_ids, position],
+            None if self.train_loss_true is None else self.train_loss_true[batch_ids, position],
+            w_kkt,
+            w_util,
+        )
+
     def train_epoch(
-        self, optimizer: torch.optim.Optimizer, order: np.ndarray
+        self, optimizer: torch.optim.Optimizer, order: np.ndarray, epoch: int = 0
     ) -> dict[str, float | None]:
-        """Run one pass over the training permutations in ``order`` and return mean loss terms."""
+        """Run one pass over the training permutations in ``order`` and return mean loss terms.
+
+        ``epoch`` (0-based) seeds the draw of regularised prefixes, so a run
+        resumed from a checkpoint draws the same prefixes as an uninterrupted one.
+        """
         self.network.train()
         weights = (self.w_kkt, self.w_util)
+        rng = np.random.default_rng([self.config.seed, epoch, 1])
         totals = torch.zeros(len(TERM_NAMES), dtype=torch.float64)
         count = 0
         for start in range(0, len(order), self.config.batch_permutations):
@@ -252,7 +295,7 @@ class _PrefixTrainer:
                 device=self.permutations.device,
             )
             optimizer.zero_grad(set_to_none=True)
-            sums, rows = self.batch_terms(ids, weights, train=True)
+            sums, rows = self.batch_terms(ids, weights, train=True, rng=rng)
             sums = sums.cpu()
             if not torch.isfinite(sums).all():
                 raise FloatingPointError(
@@ -270,16 +313,20 @@ class _PrefixTrainer:
 
         θ surrogates get all three terms computed, so that the curve shows,
         for example, ParaLearn's KKT norm even though it does not train on it.
+        With ``config.regulariser_prefixes`` set, the KKT and utility terms
+        are estimated on the same draw of prefixes at every call, so the
+        validation loss of successive epochs stays comparable.
         """
         self.network.eval()
         weights = (0.0, 0.0) if self.method == "utllearn" else (1.0, 1.0)
+        rng = np.random.default_rng([self.config.seed, 0, 2])
         totals = torch.zeros(len(TERM_NAMES), dtype=torch.float64)
         count = 0
         for start in range(0, len(ids), self.config.batch_permutations):
             batch = torch.as_tensor(
                 ids[start : start + self.config.batch_permutations], device=self.permutations.device
             )
-            sums, rows = self.batch_terms(batch, weights, train=False)
+            sums, rows = self.batch_terms(batch, weights, train=False, rng=rng)
             totals += sums.cpu()
             count += rows
         return self._summary(totals / max(count, 1), weights)
@@ -584,7 +631,8 @@ def _run_epochs(
     )
     while state.epoch < config.epochs and state.epochs_since_best < config.patience:
         epoch_start = time.perf_counter()
-        train = trainer.train_epoch(optimizer, epoch_order(train_ids, config.seed, state.epoch))
+        order = epoch_order(train_ids, config.seed, state.epoch)
+        train = trainer.train_epoch(optimizer, order, state.epoch)
         val = trainer.evaluate(val_ids) if len(val_ids) else None
         metric = (val or train)["loss"]
         state.epoch += 1

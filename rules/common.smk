@@ -74,6 +74,11 @@ def get_shards(wildcards):
     )
 
 
+def model_options_of(name, model):
+    """Return the extra constructor settings of base model `model` on dataset `name`."""
+    return dict(dataset_spec(name)["model_options"].get(model, {}))
+
+
 def surrogate_config(name):
     """Return the surrogate hyper-parameters of dataset `name`: the top-level block with its overrides."""
     merged = {**config["surrogate"], **dataset_spec(name).get("surrogate", {})}

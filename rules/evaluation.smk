@@ -28,5 +28,6 @@ rule evaluate:
         scenario_name="{scenario}",
         seed=config["seed"],
         lam=lambda wc: dataset_spec(wc.dataset)["lam"],
+        model_options=lambda wc: model_options_of(wc.dataset, wc.model),
     script:
         "../scripts/evaluate.py"

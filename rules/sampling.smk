@@ -24,6 +24,7 @@ rule sample_shard:
         block=lambda wc: dataset_spec(wc.dataset)["block"] or config["sampling"]["block"],
         n_permutations=lambda wc: n_permutations_of(config, wc.dataset),
         lam=lambda wc: dataset_spec(wc.dataset)["lam"],
+        model_options=lambda wc: model_options_of(wc.dataset, wc.model),
     script:
         "../scripts/sample_shard.py"
 

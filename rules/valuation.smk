@@ -37,6 +37,7 @@ rule shapley_solver:
         utility=VALUATION["utility"],
         block=VALUATION["solver_block"],
         lam=lambda wc: dataset_spec(wc.dataset)["lam"],
+        model_options=lambda wc: model_options_of(wc.dataset, wc.model),
     script:
         "../scripts/shapley_solver.py"
 
@@ -65,6 +66,7 @@ rule shapley_reference:
         utility=VALUATION["utility"],
         block=VALUATION["solver_block"],
         lam=lambda wc: dataset_spec(wc.dataset)["lam"],
+        model_options=lambda wc: model_options_of(wc.dataset, wc.model),
     script:
         "../scripts/shapley_reference.py"
 
@@ -181,6 +183,7 @@ rule data_selection:
         seed=config["seed"],
         utility=VALUATION["utility"],
         lam=lambda wc: dataset_spec(wc.dataset)["lam"],
+        model_options=lambda wc: model_options_of(wc.dataset, wc.model),
     script:
         "../scripts/data_selection.py"
 

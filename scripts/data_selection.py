@@ -37,7 +37,9 @@ flipped = np.asarray(dataset.attrs["flipped"], dtype=np.int64)
 X, y, X_test, y_test = dataset.train.X, dataset.train.y, dataset.test.X, dataset.test.y
 n = len(y)
 wildcards = snakemake.wildcards  # noqa: F821
-model = make_model(wildcards.model, dataset.n_features, dataset.n_classes, lam=params.lam)
+model = make_model(
+    wildcards.model, dataset.n_features, dataset.n_classes, lam=params.lam, **params.model_options
+)
 sampling_seconds = shapley.read_benchmark_seconds(inputs.sampling_benchmarks)
 
 # ModelPred-SV: the surrogate over whole permutations of the valuation stream.

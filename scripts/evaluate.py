@@ -26,7 +26,9 @@ if sample_attrs["base_model"] != wildcards.model:
         f"base model '{wildcards.model}'; pass the samples file of the same base model"
     )
 lam = float(getattr(params, "lam", None) or sample_attrs["lam"])
-model = make_model(wildcards.model, dataset.n_features, dataset.n_classes, lam=lam)
+model = make_model(
+    wildcards.model, dataset.n_features, dataset.n_classes, lam=lam, **params.model_options
+)
 
 surrogate_paths = getattr(inputs, "surrogates", [])
 if isinstance(surrogate_paths, str):

@@ -9,7 +9,9 @@ params = snakemake.params  # noqa: F821
 wildcards = snakemake.wildcards  # noqa: F821
 
 dataset = io.read_dataset(snakemake.input.data)  # noqa: F821
-model = make_model(wildcards.model, dataset.n_features, dataset.n_classes, lam=params.lam)
+model = make_model(
+    wildcards.model, dataset.n_features, dataset.n_classes, lam=params.lam, **params.model_options
+)
 indices = sampling.shard_indices(
     params.n_permutations, params.shards, int(wildcards.shard), params.block
 )

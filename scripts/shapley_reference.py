@@ -22,7 +22,9 @@ torch.set_num_threads(1)
 dataset = io.read_dataset(snakemake.input.data)  # noqa: F821
 shapley.check_valuation_dataset(dataset)
 wildcards = snakemake.wildcards  # noqa: F821
-model = make_model(wildcards.model, dataset.n_features, dataset.n_classes, lam=params.lam)
+model = make_model(
+    wildcards.model, dataset.n_features, dataset.n_classes, lam=params.lam, **params.model_options
+)
 X_test, y_test = dataset.test.X, dataset.test.y
 reference = shapley.reference_shapley(
     shapley.solver_prefix_utility(

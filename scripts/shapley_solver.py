@@ -20,7 +20,9 @@ params = snakemake.params  # noqa: F821
 dataset = io.read_dataset(snakemake.input.data)  # noqa: F821
 shapley.check_valuation_dataset(dataset)
 wildcards = snakemake.wildcards  # noqa: F821
-model = make_model(wildcards.model, dataset.n_features, dataset.n_classes, lam=params.lam)
+model = make_model(
+    wildcards.model, dataset.n_features, dataset.n_classes, lam=params.lam, **params.model_options
+)
 n, T_max = len(dataset.train), max(params.permutations)
 permutations = shapley.valuation_permutations(params.seed, n, T_max)
 logger.info("solver Shapley values of %d points at T = %s", n, list(params.permutations))

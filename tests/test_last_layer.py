@@ -1,10 +1,14 @@
 """The nn base model: objective and gradient, determinism, order independence, batched fits."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from modelpred.models import LastLayerNN, LogisticRegression, make_model
+from modelpred import io, sampling
+from modelpred.models import LastLayerNN, LogisticRegression, make_model, model_from_config
+from modelpred.surrogate import train_surrogate
 
 
 def make_points(n=30, d=6, n_classes=2, seed=0):
@@ -140,11 +144,34 @@ def test_fit_masks_matches_fit():
 def test_registered_and_rebuilt_from_config():
     model = make_model("nn", 5, 2, lam=0.5, steps=300)
     assert isinstance(model, LastLayerNN)
-    config = dict(model.config())
-    name, d, k, lam = (config.pop(key) for key in ("name", "n_features", "n_classes", "lam"))
-    rebuilt = make_model(name, d, k, lam, **config)
+    rebuilt = model_from_config(model.config())
     assert rebuilt.config() == model.config()
     assert rebuilt.steps == 300
+
+
+def test_surrogate_stage_keeps_sampled_steps(tmp_path):
+    X, y = make_points(n=12, d=4)
+    dataset = io.Dataset(
+        train=io.Split(X, y),
+        test=io.Split(X[:4], y[:4]),
+        pool=io.Split(X[:0], y[:0]),
+        attrs={"dataset": "toy", "n_classes": 2, "source": "synthetic", "source_sha256": "0" * 64},
+    )
+    io.write_dataset(tmp_path / "toy.h5", dataset)
+    model = make_model("nn", 4, 2, lam=1.0, steps=40)
+    indices = np.arange(3)
+    samples = sampling.sample_permutations(model, io.read_dataset(tmp_path / "toy.h5"), indices, 0)
+    sampling.write_shard(tmp_path / "samples.h5", samples, sampling.sample_attrs(model, 0, 25, 3))
+    sidecar = tmp_path / "nn.json"
+    train_surrogate(
+        tmp_path / "toy.h5",
+        tmp_path / "samples.h5",
+        "paralearn",
+        {"hidden": 4, "layers": 1, "epochs": 1, "val_fraction": 0.0},
+        tmp_path / "nn.pt",
+        sidecar,
+    )
+    assert json.loads(sidecar.read_text())["base_model"]["steps"] == 40
 
 
 @pytest.mark.parametrize(

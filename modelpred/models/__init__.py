@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from .base import BaseModel, PrefixFits
 from .last_layer import LastLayerNN
 from .logistic import LogisticRegression
@@ -23,6 +26,18 @@ def make_model(
     return MODELS[name](n_features=n_features, n_classes=n_classes, lam=lam, **options)
 
 
+def model_from_config(config: Mapping[str, Any]) -> BaseModel:
+    """Rebuild a base model from its ``config()`` dict, as samples and sidecars store it."""
+    options = dict(config)
+    return make_model(
+        options.pop("name"),
+        options.pop("n_features"),
+        options.pop("n_classes"),
+        options.pop("lam"),
+        **options,
+    )
+
+
 __all__ = [
     "BaseModel",
     "PrefixFits",
@@ -31,4 +46,5 @@ __all__ = [
     "LinearSVM",
     "MODELS",
     "make_model",
+    "model_from_config",
 ]

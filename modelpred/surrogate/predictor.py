@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..io import FORMAT_VERSION, FormatError, atomic_path, write_json
-from ..models import BaseModel, make_model
+from ..models import BaseModel, model_from_config
 from .config import check_method
 from .network import DeepSets, encode_elements, prefix_pool
 
@@ -429,10 +429,7 @@ def load_surrogate(
     pt_path = Path(pt_path)
     metadata = _read_sidecar(pt_path)
     state = _read_state_dict(pt_path)
-    base = dict(metadata["base_model"])
-    model = make_model(
-        base.pop("name"), base.pop("n_features"), base.pop("n_classes"), base.pop("lam"), **base
-    )
+    model = model_from_config(metadata["base_model"])
     config = metadata["config"]
     network = DeepSets(
         metadata["n_features"],

@@ -10,6 +10,7 @@ job and is removed once both outputs are written.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import FormatError, decode_provenance, package_versions, read_dataset, sha256_file
-from ..models import make_model
+from ..models import make_model, model_from_config
 from ..sampling import read_samples
 from .config import SurrogateConfig, check_method
 from .trainer import TrainingResult, fit_surrogate
@@ -68,9 +69,13 @@ def train_surrogate(
         config = SurrogateConfig.from_dict(config)
     dataset = read_dataset(data_path)
     arrays, attrs = read_samples(samples_path)
-    model = make_model(
-        str(attrs["base_model"]), dataset.n_features, dataset.n_classes, float(attrs["lam"])
-    )
+    # The samples record the base model's full settings (for nn its steps too).
+    if "model_config" in attrs:
+        model = model_from_config(json.loads(attrs["model_config"]))
+    else:
+        model = make_model(
+            str(attrs["base_model"]), dataset.n_features, dataset.n_classes, float(attrs["lam"])
+        )
     permutations = arrays["permutations"]
     if permutations.size and permutations.max() >= len(dataset.train):
         raise FormatError(

@@ -181,7 +181,15 @@ def n_permuted(spec: Mapping[str, Any]) -> int:
     """Return the number of points a dataset's permutations run over."""
     if spec.get("subgroup"):
         return int(spec.get("n_subgroup", 500))
-    return int(spec["n_train"])
+    n = int(spec["n_train"])
+    noise = spec.get("label_noise") or {}
+    if noise.get("holdout"):
+        # The flipped points are left out of the permutations; the count
+        # matches apply_label_noise in modelpred.data.variants.
+        if noise.get("first") is not None:
+            return max(1, n - int(noise["first"]))
+        return max(1, n - max(1, round(float(noise["fraction"]) * n)))
+    return n
 
 
 def n_permutations_of(config: Mapping[str, Any], name: str) -> int:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from modelpred import sampling
+from modelpred.config import n_permutations_of, n_permuted
 from modelpred.data import build_dataset
 
 SPEC = {
@@ -37,3 +38,19 @@ def test_multiclass_flip_changes_every_chosen_label(mnist, mnist_features_path):
 def test_label_noise_needs_one_rule():
     with pytest.raises(ValueError, match="exactly one of 'fraction' and 'first'"):
         build_dataset("spam-x", {**SPEC, "label_noise": {"fraction": 0.1, "first": 3}}, seed=0)
+
+
+@pytest.mark.parametrize(
+    "noise", [{"first": 20, "holdout": True}, {"fraction": 0.1, "holdout": True}]
+)
+def test_held_out_points_are_not_counted_as_permuted(spam, noise):
+    spec = {**SPEC, "label_noise": noise}
+    noisy = build_dataset("spam-flip", spec, seed=0)
+    items, _ = sampling.permuted_items(noisy)
+    assert n_permuted(spec) == len(items)
+    config = {"sampling": {"subsets": 15000}, "datasets": {"spam-flip": spec}}
+    assert n_permutations_of(config, "spam-flip") == -(-15000 // len(items))
+
+
+def test_flipped_points_without_holdout_are_permuted():
+    assert n_permuted({**SPEC, "label_noise": {"fraction": 0.1}}) == 300

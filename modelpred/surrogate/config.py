@@ -3,7 +3,7 @@
 The methods share one network and differ in target and loss:
 
 - ``modelpred``: predicts θ with the parameter, KKT and utility terms,
-- ``paralearn``: predicts θ with the parameter term only (w_kkt = w_util = 0),
+- ``paralearn``: predicts θ with the parameter term only (w_kkt = w_util = w_marginal = 0),
 - ``utllearn``: predicts the scalar test utility of A(S) directly.
 """
 
@@ -50,6 +50,17 @@ class SurrogateConfig:
         against 11.1% with 1.0, and 0.01 gave 8.1% as well.
     w_util : float
         Weight of the utility term |U(S; Â(S)) − U(S; θ_S)| (``modelpred`` only).
+    w_marginal : float
+        Weight of the marginal term |S'|·‖(Â(S') − Â(S)) − (θ_S' − θ_S)‖ on
+        consecutive prefixes S' = S ∪ {i} (``modelpred`` only). The parameter
+        term is dominated by how θ grows with |S|, so without this term the
+        network learns that trend but responds weakly to which point was
+        added. One point moves θ by about 1/|S'| of its influence, hence the
+        factor |S'|. This term is not in the paper, whose loss is this one with
+        weight 0. On spam `lr`,
+        weight 5 raised the Spearman correlation of ModelPred's Shapley
+        values with the solver's from 0.04 to 0.71 (300 permutations) and
+        left the prefix utilities' error as it was.
     regulariser_prefixes : int or None
         Prefixes per permutation at which the KKT and utility terms are
         computed in a training step, drawn afresh each step (validation uses
@@ -75,6 +86,7 @@ class SurrogateConfig:
     patience: int = 30
     w_kkt: float = 0.1
     w_util: float = 1.0
+    w_marginal: float = 5.0
     regulariser_prefixes: int | None = None
     seed: int = 0
     device: str = "auto"
@@ -103,7 +115,7 @@ class SurrogateConfig:
             raise ValueError(f"surrogate config 'seed' must be an integer >= 0, got {self.seed!r}")
         if not self.lr > 0:
             raise ValueError(f"surrogate config 'lr' must be positive, got {self.lr!r}")
-        for name in ("weight_decay", "w_kkt", "w_util"):
+        for name in ("weight_decay", "w_kkt", "w_util", "w_marginal"):
             if not getattr(self, name) >= 0:
                 raise ValueError(
                     f"surrogate config '{name}' must be >= 0, got {getattr(self, name)!r}"
@@ -144,13 +156,13 @@ def check_method(method: str) -> str:
     return method
 
 
-def loss_weights(method: str, config: SurrogateConfig) -> tuple[float, float]:
-    """Return the (w_kkt, w_util) that ``method`` trains with.
+def loss_weights(method: str, config: SurrogateConfig) -> tuple[float, float, float]:
+    """Return the (w_kkt, w_util, w_marginal) that ``method`` trains with.
 
     ParaLearn is ModelPred without regularisers and UtlLearn has no θ to
-    regularise, so both use (0, 0) whatever the config sets.
+    regularise, so both use (0, 0, 0) whatever the config sets.
     """
     check_method(method)
     if method == "modelpred":
-        return float(config.w_kkt), float(config.w_util)
-    return 0.0, 0.0
+        return float(config.w_kkt), float(config.w_util), float(config.w_marginal)
+    return 0.0, 0.0, 0.0

@@ -10,6 +10,8 @@ batch of whole permutations and trains on all their prefixes at once:
 3. ρ maps every P[t, i] to a prediction.
 4. The KKT and utility terms of all prefixes are masked products over the
    points, with the lower-triangular (in permuted order) prefix masks.
+5. The marginal term compares the change of the prediction from each prefix
+   to the next with the change of θ, for all consecutive prefixes at once.
 
 When b·m·n exceeds a memory budget, step 3-4 run on chunks of prefixes. The
 gradient is then taken in two stages: each chunk's loss is backpropagated to
@@ -61,7 +63,7 @@ logger = logging.getLogger(__name__)
 EpochCallback = Callable[[int, dict[str, Any]], None]
 """Called as ``callback(epoch, record)`` after each epoch's checkpoint is written."""
 
-TERM_NAMES = ("parameter", "kkt", "utility")
+TERM_NAMES = ("parameter", "kkt", "utility", "marginal")
 
 
 @dataclass
@@ -156,7 +158,7 @@ class _PrefixTrainer:
         self.network = network
         self.method = method
         self.config = config
-        self.w_kkt, self.w_util = loss_weights(method, config)
+        self.w_kkt, self.w_util, self.w_marginal = loss_weights(method, config)
         dtype = torch.float32
         self.X = torch.as_tensor(X, dtype=dtype, device=device)
         self.y = torch.as_tensor(y, dtype=torch.long, device=device)
@@ -183,11 +185,11 @@ class _PrefixTrainer:
     def batch_terms(
         self,
         ids: Tensor,
-        weights: tuple[float, float],
+        weights: tuple[float, float, float],
         train: bool,
         rng: np.random.Generator | None = None,
     ) -> tuple[Tensor, int]:
-        """Return the summed loss terms (3,) of all prefixes of ``ids`` and the prefix count.
+        """Return the summed loss terms (4,) of all prefixes of ``ids`` and the prefix count.
 
         With ``train`` the gradient of the batch's mean loss (under ``weights``)
         is accumulated into the network's parameters. With ``rng`` and
@@ -202,7 +204,7 @@ class _PrefixTrainer:
         pooled = prefix_pool(embeddings, permutations, self.fixed)  # (b, m, h)
         pooled_leaf = pooled.detach().requires_grad_(train)
         flat_pooled = pooled_leaf.view(rows, -1)  # (b·m, h)
-        w_kkt, w_util = weights
+        w_kkt, w_util, w_marginal = weights
         needs_masks = w_kkt > 0 or w_util > 0
         ranks = (
             permutation_ranks(permutations, self.n_points, self.fixed) if needs_masks else None
@@ -216,9 +218,12 @@ class _PrefixTrainer:
             )
             # The parameter term on every prefix, then the regularisers on the
             # drawn ones, scaled by m / r so that the sums estimate full ones.
-            groups = [(every_row, (0.0, 0.0), 1.0, 1.0), (penalised, weights, 0.0, m / r)]
+            groups = [
+                (every_row, (0.0, 0.0), 1.0, 1.0),
+                (penalised, (w_kkt, w_util), 0.0, m / r),
+            ]
         else:
-            groups = [(every_row, weights, 1.0, 1.0)]
+            groups = [(every_row, (w_kkt, w_util), 1.0, 1.0)]
 
         sums = torch.zeros(len(TERM_NAMES), dtype=torch.float64, device=pooled.device)
         for row_ids, (group_kkt, group_util), parameter_weight, scale in groups:
@@ -230,7 +235,7 @@ class _PrefixTrainer:
                         group_kkt * terms.kkt + group_util * terms.utility
                     )
                     (loss.sum() / rows).backward()
-                sums += (
+                sums[:3] += (
                     torch.stack(
                         [
                             parameter_weight * terms.parameter.sum(),
@@ -241,11 +246,33 @@ class _PrefixTrainer:
                     .detach()
                     .double()
                 )
+        if w_marginal > 0 and m > 1:
+            marginal = self._marginal_terms(ids, pooled_leaf)
+            if train:
+                (w_marginal * marginal.sum() / rows).backward()
+            sums[3] += marginal.sum().detach().double()
         if train:
             # The chunks left ∂loss/∂P in pooled_leaf.grad; one backward pass
             # carries it through the cumulative sum and φ.
             pooled.backward(pooled_leaf.grad)
         return sums, rows
+
+    def _marginal_terms(self, ids: Tensor, pooled: Tensor) -> Tensor:
+        """Return |S'|·‖ΔÂ − Δθ‖ for every pair of consecutive prefixes (S, S'), shape (b, m − 1).
+
+        Pairs where either prefix lacks a class are zero, because θ = 0 there
+        by convention rather than by training.
+        """
+        prediction = self.network.readout(pooled)  # (b, m, out)
+        targets = self.targets[ids]  # (b, m, out)
+        step_error = (prediction[:, 1:] - prediction[:, :-1]) - (targets[:, 1:] - targets[:, :-1])
+        solved = self.solved[ids]
+        both_solved = solved[:, 1:] & solved[:, :-1]
+        n_fixed = 0 if self.fixed is None else len(self.fixed)
+        # The larger prefix of the pair at position i (0-based) has i + 2 + n_fixed points.
+        sizes = torch.arange(2, pooled.shape[1] + 1, device=pooled.device) + n_fixed
+        marginal = step_error.norm(dim=-1) * sizes.to(prediction.dtype)
+        return torch.where(both_solved, marginal, torch.zeros_like(marginal))
 
     def _row_terms(
         self,
@@ -285,7 +312,7 @@ class _PrefixTrainer:
         resumed from a checkpoint draws the same prefixes as an uninterrupted one.
         """
         self.network.train()
-        weights = (self.w_kkt, self.w_util)
+        weights = (self.w_kkt, self.w_util, self.w_marginal)
         rng = np.random.default_rng([self.config.seed, epoch, 1])
         totals = torch.zeros(len(TERM_NAMES), dtype=torch.float64)
         count = 0
@@ -299,8 +326,9 @@ class _PrefixTrainer:
             sums = sums.cpu()
             if not torch.isfinite(sums).all():
                 raise FloatingPointError(
-                    f"surrogate loss became {sums.tolist()} (parameter, kkt, utility sums); "
-                    "lower the learning rate 'lr' or the weights 'w_kkt'/'w_util'"
+                    f"surrogate loss became {sums.tolist()} (sums of the parameter, kkt, "
+                    "utility and marginal terms); lower the learning rate 'lr' or the weights "
+                    "'w_kkt', 'w_util' and 'w_marginal'"
                 )
             optimizer.step()
             totals += sums
@@ -318,7 +346,7 @@ class _PrefixTrainer:
         validation loss of successive epochs stays comparable.
         """
         self.network.eval()
-        weights = (0.0, 0.0) if self.method == "utllearn" else (1.0, 1.0)
+        weights = (0.0, 0.0, 0.0) if self.method == "utllearn" else (1.0, 1.0, 1.0)
         rng = np.random.default_rng([self.config.seed, 0, 2])
         totals = torch.zeros(len(TERM_NAMES), dtype=torch.float64)
         count = 0
@@ -331,13 +359,19 @@ class _PrefixTrainer:
             count += rows
         return self._summary(totals / max(count, 1), weights)
 
-    def _summary(self, means: Tensor, computed: tuple[float, float]) -> dict[str, float | None]:
-        parameter, kkt, utility = (float(value) for value in means)
+    def _summary(
+        self, means: Tensor, computed: tuple[float, float, float]
+    ) -> dict[str, float | None]:
+        parameter, kkt, utility, marginal = (float(value) for value in means)
         return {
-            "loss": parameter + self.w_kkt * kkt + self.w_util * utility,
+            "loss": parameter
+            + self.w_kkt * kkt
+            + self.w_util * utility
+            + self.w_marginal * marginal,
             "parameter": parameter,
             "kkt": kkt if computed[0] > 0 else None,
             "utility": utility if computed[1] > 0 else None,
+            "marginal": marginal if computed[2] > 0 else None,
         }
 
 
@@ -506,9 +540,10 @@ def fit_surrogate(
             np.size(converged),
         )
     device = resolve_device(config.device)
-    if method == "paralearn" and (config.w_kkt or config.w_util):
+    if method == "paralearn" and (config.w_kkt or config.w_util or config.w_marginal):
         logger.info(
-            "method 'paralearn' trains with w_kkt = w_util = 0; the config's weights are ignored"
+            "method 'paralearn' trains with the parameter term only, so the config's "
+            "w_kkt, w_util and w_marginal are ignored"
         )
 
     with _torch_threads(cpu_threads if device.type == "cpu" else None):
@@ -541,12 +576,13 @@ def fit_surrogate(
         state = _run_epochs(trainer, train_ids, val_ids, checkpoint_path, fingerprint, on_epoch_end)
 
     seconds = time.perf_counter() - started
-    w_kkt, w_util = loss_weights(method, config)
+    w_kkt, w_util, w_marginal = loss_weights(method, config)
     info = {
         **(metadata or {}),
         "config": config.to_dict(),
         "w_kkt": w_kkt,
         "w_util": w_util,
+        "w_marginal": w_marginal,
         "best_epoch": state.best_epoch,
         "best_loss": state.best_loss if math.isfinite(state.best_loss) else None,
         "epochs_run": state.epoch,
@@ -618,7 +654,7 @@ def _run_epochs(
 
     logger.info(
         "training %s surrogate of '%s' on %s: %d training and %d validation permutations "
-        "of %d points, %d weights, w_kkt=%g, w_util=%g",
+        "of %d points, %d weights, w_kkt=%g, w_util=%g, w_marginal=%g",
         trainer.method,
         trainer.model.name,
         trainer.X.device,
@@ -628,6 +664,7 @@ def _run_epochs(
         sum(parameter.numel() for parameter in network.parameters()),
         trainer.w_kkt,
         trainer.w_util,
+        trainer.w_marginal,
     )
     while state.epoch < config.epochs and state.epochs_since_best < config.patience:
         epoch_start = time.perf_counter()

@@ -117,12 +117,13 @@ def scenarios_of(name):
     return [s for s in ("deletion", "addition") if scenario_spec(name).get(s)]
 
 
-def table_experiments(table):
-    """Return the (dataset, model, scenario) triples of an enabled metric table."""
+def table_experiments(table, names=None):
+    """Return the (dataset, model, scenario) triples of a metric table among `names` (enabled ones)."""
+    names = DATASETS if names is None else names
     if table == "table10_larger":
-        names = [d for d in DATASETS if d in LARGER]
-        return [(d, "lr", s) for d in names if "lr" in models_of(d) for s in scenarios_of(d)]
-    main = [d for d in DATASETS if d not in LARGER]
+        larger = [d for d in names if d in LARGER]
+        return [(d, "lr", s) for d in larger if "lr" in models_of(d) for s in scenarios_of(d)]
+    main = [d for d in names if d not in LARGER]
     scenario = "deletion" if "deletion" in table else "addition"
     model = "svm" if table.endswith("_svm") else "lr"
 
@@ -144,12 +145,22 @@ def table_inputs(table):
     return [f"{R}/eval/{d}/{m}/{s}.h5" for d, m, s in table_experiments(table)]
 
 
-def table_datasets(table):
-    """Return the datasets a table shows."""
+def table_datasets(table, names=None):
+    """Return the datasets a table shows among `names` (by default the enabled ones)."""
+    names = DATASETS if names is None else names
     if table in SETTINGS_TABLES:
         larger = table == "table9_larger_settings"
-        return [d for d in DATASETS if (d in LARGER) == larger and scenarios_of(d)]
-    return list(dict.fromkeys(d for d, _, _ in table_experiments(table)))
+        return [d for d in names if (d in LARGER) == larger and scenarios_of(d)]
+    return list(dict.fromkeys(d for d, _, _ in table_experiments(table, names)))
+
+
+def table_covered_datasets(table):
+    """Return the datasets a table would show if every configured dataset were enabled.
+
+    Those that are not enabled get a note in the table; enabled datasets that
+    run no experiment of the table (say, no svm) are simply not part of it.
+    """
+    return table_datasets(table, list(config["datasets"]))
 
 
 def table_settings(table):

@@ -52,7 +52,7 @@ for _table in SETTINGS_TABLES + METRIC_TABLES:
             name=_table,
             enabled=table_datasets(_table),
             settings=table_settings(_table),
-            all_datasets=DATASETS,
+            all_datasets=table_covered_datasets(_table),
         script:
             "../scripts/report_table.py"
 

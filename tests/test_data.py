@@ -825,6 +825,7 @@ def test_mnist_features_script(tmp_path):
         output=str(tmp_path / "features" / "mnist.h5"),
         params={
             "options": {"reserved": 100, "epochs": 1, "batch_size": 50, "lr": 0.001},
+            "source_dir": None,
             "seed": 0,
         },
         log=str(tmp_path / "mnist.log"),

@@ -68,7 +68,7 @@ class SurrogateConfig:
         a permutation costs O(n²) with every prefix and O(r·n) with r of
         them. The estimate of the regularisers' mean is unbiased. ``None``
         computes them at every prefix, as the paper does. The parameter term
-        always uses every prefix.
+        always uses every prefix. The default is 32.
     seed : int
         Seeds the weight initialisation, the validation split, the order
         of permutations within each epoch and the regularised prefixes.
@@ -87,7 +87,7 @@ class SurrogateConfig:
     w_kkt: float = 0.1
     w_util: float = 1.0
     w_marginal: float = 5.0
-    regulariser_prefixes: int | None = None
+    regulariser_prefixes: int | None = 32
     seed: int = 0
     device: str = "auto"
 

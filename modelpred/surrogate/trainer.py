@@ -13,10 +13,11 @@ batch of whole permutations and trains on all their prefixes at once:
 5. The marginal term compares the change of the prediction from each prefix
    to the next with the change of θ, for all consecutive prefixes at once.
 
-When b·m·n exceeds a memory budget, step 3-4 run on chunks of prefixes. The
+When b·m·n exceeds a memory budget, step 4 runs on chunks of prefixes. The
 gradient is then taken in two stages: each chunk's loss is backpropagated to
-a detached copy of P, and P's accumulated gradient is backpropagated through
-φ once, so φ still runs once per point per step.
+a detached copy of the predictions, and their accumulated gradient is
+backpropagated through ρ, the cumulative sum and φ once, so ρ and φ still
+run once per prefix and point per step.
 
 Training on the CPU is bitwise reproducible. The initialisation is seeded,
 the validation split is drawn from ``seed`` and the order of permutations in
@@ -202,8 +203,8 @@ class _PrefixTrainer:
         rows = b * m
         embeddings = self.network.embed(self.elements)  # (n, h)
         pooled = prefix_pool(embeddings, permutations, self.fixed)  # (b, m, h)
-        pooled_leaf = pooled.detach().requires_grad_(train)
-        flat_pooled = pooled_leaf.view(rows, -1)  # (b·m, h)
+        prediction = self.network.readout(pooled.view(rows, -1))  # (b·m, out)
+        prediction_leaf = prediction.detach().requires_grad_(train)
         w_kkt, w_util, w_marginal = weights
         needs_masks = w_kkt > 0 or w_util > 0
         ranks = (
@@ -229,7 +230,7 @@ class _PrefixTrainer:
         for row_ids, (group_kkt, group_util), parameter_weight, scale in groups:
             for start in range(0, len(row_ids), self.chunk):
                 row = row_ids[start : start + self.chunk]
-                terms = self._row_terms(row, m, flat_pooled, ids, ranks, group_kkt, group_util)
+                terms = self._row_terms(row, m, prediction_leaf, ids, ranks, group_kkt, group_util)
                 if train:
                     loss = parameter_weight * terms.parameter + scale * (
                         group_kkt * terms.kkt + group_util * terms.utility
@@ -247,30 +248,30 @@ class _PrefixTrainer:
                     .double()
                 )
         if w_marginal > 0 and m > 1:
-            marginal = self._marginal_terms(ids, pooled_leaf)
+            marginal = self._marginal_terms(ids, prediction_leaf.view(b, m, -1))
             if train:
                 (w_marginal * marginal.sum() / rows).backward()
             sums[3] += marginal.sum().detach().double()
         if train:
-            # The chunks left ∂loss/∂P in pooled_leaf.grad; one backward pass
-            # carries it through the cumulative sum and φ.
-            pooled.backward(pooled_leaf.grad)
+            # The chunks left ∂loss/∂Â in prediction_leaf.grad; one backward
+            # pass carries it through ρ, the cumulative sum and φ.
+            prediction.backward(prediction_leaf.grad)
         return sums, rows
 
-    def _marginal_terms(self, ids: Tensor, pooled: Tensor) -> Tensor:
+    def _marginal_terms(self, ids: Tensor, prediction: Tensor) -> Tensor:
         """Return |S'|·‖ΔÂ − Δθ‖ for every pair of consecutive prefixes (S, S'), shape (b, m − 1).
 
-        Pairs where either prefix lacks a class are zero, because θ = 0 there
-        by convention rather than by training.
+        ``prediction`` (b, m, out) holds Â of every prefix. Pairs where either
+        prefix lacks a class are zero, because θ = 0 there by convention
+        rather than by training.
         """
-        prediction = self.network.readout(pooled)  # (b, m, out)
         targets = self.targets[ids]  # (b, m, out)
         step_error = (prediction[:, 1:] - prediction[:, :-1]) - (targets[:, 1:] - targets[:, :-1])
         solved = self.solved[ids]
         both_solved = solved[:, 1:] & solved[:, :-1]
         n_fixed = 0 if self.fixed is None else len(self.fixed)
         # The larger prefix of the pair at position i (0-based) has i + 2 + n_fixed points.
-        sizes = torch.arange(2, pooled.shape[1] + 1, device=pooled.device) + n_fixed
+        sizes = torch.arange(2, prediction.shape[1] + 1, device=prediction.device) + n_fixed
         marginal = step_error.norm(dim=-1) * sizes.to(prediction.dtype)
         return torch.where(both_solved, marginal, torch.zeros_like(marginal))
 
@@ -278,7 +279,7 @@ class _PrefixTrainer:
         self,
         row: Tensor,
         m: int,
-        flat_pooled: Tensor,
+        prediction: Tensor,
         ids: Tensor,
         ranks: Tensor | None,
         w_kkt: float,
@@ -288,11 +289,11 @@ class _PrefixTrainer:
         permutation, position = row // m, row % m
         masks = None
         if ranks is not None and (w_kkt > 0 or w_util > 0):
-            masks = (ranks[permutation] <= position[:, None]).to(flat_pooled.dtype)  # (c, n)
+            masks = (ranks[permutation] <= position[:, None]).to(prediction.dtype)  # (c, n)
         batch_ids = ids[permutation]
         return surrogate_loss_terms(
             self.model,
-            self.network.readout(flat_pooled[row]),
+            prediction[row],
             self.targets[batch_ids, position],
             self.X,
             self.y,

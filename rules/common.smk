@@ -230,7 +230,9 @@ def summary_tables():
     tables = [
         t[: -len(".csv")] + ".md"
         for t in stage_targets()
-        if "/tables/table" in t and t.endswith(".csv")
+        if Path(t).parent.name == "tables"
+        and Path(t).name.startswith("table")
+        and t.endswith(".csv")
     ]
     return sorted(tables, key=lambda t: int(re.match(r"table(\d+)", Path(t).name).group(1)))
 

@@ -56,7 +56,7 @@ def stage_time_markdown(times: Sequence[StageTime]) -> str:
     """Return a Markdown table of ``times`` with each stage's share of the summed wall time."""
     total = sum(t.wall_s for t in times) or 1.0
     lines = [
-        "| stage | jobs | summed job wall time (min) | share | CPU time (min) |",
+        "| stage | timed jobs | summed job wall time (min) | share | CPU time (min) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for t in times:
@@ -82,7 +82,8 @@ def write_summary(
         "# Results of this run",
         "",
         "Job times summed by stage, longest first. Jobs run side by side, so "
-        "the sum exceeds the run's elapsed time.",
+        "the sum exceeds the run's elapsed time. Only jobs with a timing file "
+        "count; merging samples and drawing tables and figures take seconds.",
         "",
         stage_time_markdown(stage_times(benchmarks_dir)),
     ]

@@ -177,6 +177,13 @@ def builder_of(name: str, spec: Mapping[str, Any]) -> str:
     return spec.get("builder") or name.split("-")[0]
 
 
+def n_flipped(n: int, noise: Mapping[str, Any]) -> int:
+    """Return how many of ``n`` training labels a ``label_noise`` entry flips."""
+    if noise.get("first") is not None:
+        return int(noise["first"])
+    return max(1, round(float(noise["fraction"]) * n))
+
+
 def n_permuted(spec: Mapping[str, Any]) -> int:
     """Return the number of points a dataset's permutations run over."""
     if spec.get("subgroup"):
@@ -184,11 +191,8 @@ def n_permuted(spec: Mapping[str, Any]) -> int:
     n = int(spec["n_train"])
     noise = spec.get("label_noise") or {}
     if noise.get("holdout"):
-        # The flipped points are left out of the permutations; the count
-        # matches apply_label_noise in modelpred.data.variants.
-        if noise.get("first") is not None:
-            return max(1, n - int(noise["first"]))
-        return max(1, n - max(1, round(float(noise["fraction"]) * n)))
+        # The flipped points are left out of the permutations.
+        return max(1, n - n_flipped(n, noise))
     return n
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from modelpred import io
+from modelpred.config import n_flipped
 
 NOISE_STREAM = 0x666C6970
 """Seed word that keeps label-noise draws apart from split and sampling draws."""
@@ -50,7 +51,7 @@ def apply_label_noise(dataset: io.Dataset, noise: Mapping[str, Any], seed: int) 
             raise ValueError(
                 f"label_noise.fraction must lie strictly between 0 and 1, got {fraction}"
             )
-        flipped = np.sort(rng.choice(n, size=max(1, round(float(fraction) * n)), replace=False))
+        flipped = np.sort(rng.choice(n, size=n_flipped(n, noise), replace=False))
 
     y = dataset.train.y.copy()
     K = dataset.n_classes

@@ -58,8 +58,8 @@ def run_and_kill(results: Path, script: str, ready) -> int:
     """Run the workflow and SIGKILL the ``script`` job once ``ready()``, returning the exit code.
 
     Only the job's own process is killed, as when the kernel's out-of-memory
-    killer or a node's runtime limit ends one job; Snakemake itself carries on
-    and reports the failure.
+    killer or a node's runtime limit ends one job. Snakemake itself carries
+    on and reports the failure.
     """
     process = subprocess.Popen(
         command(results), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

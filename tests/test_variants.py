@@ -43,7 +43,7 @@ def test_label_noise_needs_one_rule():
 @pytest.mark.parametrize(
     "noise", [{"first": 20, "holdout": True}, {"fraction": 0.1, "holdout": True}]
 )
-def test_held_out_points_are_not_counted_as_permuted(spam, noise):
+def test_holdout_points_not_permuted(spam, noise):
     spec = {**SPEC, "label_noise": noise}
     noisy = build_dataset("spam-flip", spec, seed=0)
     items, _ = sampling.permuted_items(noisy)
@@ -52,5 +52,5 @@ def test_held_out_points_are_not_counted_as_permuted(spam, noise):
     assert n_permutations_of(config, "spam-flip") == -(-15000 // len(items))
 
 
-def test_flipped_points_without_holdout_are_permuted():
+def test_flipped_without_holdout_permuted():
     assert n_permuted({**SPEC, "label_noise": {"fraction": 0.1}}) == 300

@@ -107,7 +107,7 @@ IDX_FILES = (
 """Full MNIST's four files, each read as it is or with a ``.gz`` suffix."""
 
 _IDX_DTYPES = {0x08: np.uint8}
-"""idx type codes this reader accepts; MNIST uses unsigned bytes only."""
+"""idx type codes this reader accepts. MNIST uses unsigned bytes only."""
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -126,7 +126,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     with opener(path, "rb") as handle:
         raw = handle.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: not an idx file of unsigned bytes (bad magic number)")
+        raise ValueError(
+            f"{path}: not an idx file of unsigned bytes (bad magic number); point "
+            "mnist_features.source.path at the original MNIST files"
+        )
     n_dims = raw[3]
     header = 4 + 4 * n_dims
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))

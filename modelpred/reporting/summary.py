@@ -74,8 +74,8 @@ def write_summary(
 ) -> None:
     """Write ``out_path``: the stage timings, then every table's Markdown in the given order.
 
-    Links in the tables are relative to ``{results_dir}/tables/``; they are
-    rewritten relative to the summary's folder so that they still resolve.
+    Links in the tables are relative to ``{results_dir}/tables/``, so they
+    are rewritten relative to the summary's folder to keep them resolving.
     """
     out = Path(out_path)
     sections = [
@@ -99,7 +99,7 @@ def _up_to_root(summary: Path, table: Path) -> str:
     """Return the prefix that replaces ``../../`` when a table's link moves into ``summary``.
 
     A table two folders below the repository root (``results/tables``) links
-    to ``../../docs``; the summary one folder below it needs ``../docs``.
+    to ``../../docs``, and the summary one folder below the root needs ``../docs``.
     """
     root = table.resolve().parent.parent.parent
     rel = os.path.relpath(root, summary.resolve().parent)

@@ -55,7 +55,7 @@ from torch import Tensor
 from ..io import FORMAT_VERSION, atomic_path
 from ..models.base import BaseModel, class_counts
 from .config import SurrogateConfig, check_method, loss_weights
-from .losses import permutation_ranks, surrogate_loss_terms
+from .losses import LossTerms, permutation_ranks, surrogate_loss_terms
 from .network import DeepSets, encode_elements, prefix_pool
 from .predictor import CHUNK_ELEMENTS, Surrogate, array_digest, resolve_device
 
@@ -211,17 +211,17 @@ class _PrefixTrainer:
             permutation_ranks(permutations, self.n_points, self.fixed) if needs_masks else None
         )  # (b, n)
         every_row = torch.arange(rows, device=pooled.device)
-        r = self.config.regulariser_prefixes
-        if needs_masks and rng is not None and r is not None and r < m:
-            positions = np.sort(np.argsort(rng.random((b, m)), axis=1)[:, :r], axis=1)
+        n_drawn = self.config.regulariser_prefixes
+        if needs_masks and rng is not None and n_drawn is not None and n_drawn < m:
+            positions = np.sort(np.argsort(rng.random((b, m)), axis=1)[:, :n_drawn], axis=1)
             penalised = torch.as_tensor(
                 (np.arange(b)[:, None] * m + positions).reshape(-1), device=pooled.device
             )
             # The parameter term on every prefix, then the regularisers on the
-            # drawn ones, scaled by m / r so that the sums estimate full ones.
+            # drawn ones, scaled by m / n_drawn so that the sums estimate full ones.
             groups = [
                 (every_row, (0.0, 0.0), 1.0, 1.0),
-                (penalised, (w_kkt, w_util), 0.0, m / r),
+                (penalised, (w_kkt, w_util), 0.0, m / n_drawn),
             ]
         else:
             groups = [(every_row, (w_kkt, w_util), 1.0, 1.0)]
@@ -253,7 +253,7 @@ class _PrefixTrainer:
                 (w_marginal * marginal.sum() / rows).backward()
             sums[3] += marginal.sum().detach().double()
         if train:
-            # The chunks left ∂loss/∂Â in prediction_leaf.grad; one backward
+            # The chunks left ∂loss/∂Â in prediction_leaf.grad. One backward
             # pass carries it through ρ, the cumulative sum and φ.
             prediction.backward(prediction_leaf.grad)
         return sums, rows
@@ -261,7 +261,7 @@ class _PrefixTrainer:
     def _marginal_terms(self, ids: Tensor, prediction: Tensor) -> Tensor:
         """Return |S'|·‖ΔÂ − Δθ‖ for every pair of consecutive prefixes (S, S'), shape (b, m − 1).
 
-        ``prediction`` (b, m, out) holds Â of every prefix. Pairs where either
+        ``prediction`` (b, m, out) contains Â of every prefix. Pairs where either
         prefix lacks a class are zero, because θ = 0 there by convention
         rather than by training.
         """
@@ -284,7 +284,7 @@ class _PrefixTrainer:
         ranks: Tensor | None,
         w_kkt: float,
         w_util: float,
-    ):
+    ) -> LossTerms:
         """Return the loss terms of the prefixes ``row`` (flat indices into the batch's b·m)."""
         permutation, position = row // m, row % m
         masks = None
@@ -340,7 +340,7 @@ class _PrefixTrainer:
     def evaluate(self, ids: np.ndarray) -> dict[str, float | None]:
         """Return mean loss terms over all prefixes of permutations ``ids``.
 
-        θ surrogates get all three terms computed, so that the curve shows,
+        θ surrogates get every term computed, so that the curve shows,
         for example, ParaLearn's KKT norm even though it does not train on it.
         With ``config.regulariser_prefixes`` set, the KKT and utility terms
         are estimated on the same draw of prefixes at every call, so the
